@@ -1,0 +1,131 @@
+"""Batched preprocessing and augmentation on the training device.
+
+Every per-sample random transform (crop, shift, scale, rotation, flip) is folded into one affine
+matrix per image and applied to the whole batch with a single ``grid_sample``; random erasing is
+one masked fill. No per-image Python, no PIL, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fercli.config import AugmentConfig
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What a model expects; stored in every checkpoint so inference never guesses."""
+
+    image_size: int  # stored image side (e.g. 48)
+    input_size: int  # model input side (the centre crop at eval time)
+    channels: int
+    mean: float
+    std: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def normalize(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """uint8 [N,C,H,W] -> float, scaled to 0..1 and standardised."""
+    return (images.float() / 255.0 - pre.mean) / pre.std
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def prepare_eval(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    x = normalize(images, pre)
+    if x.shape[-1] != pre.image_size:
+        x = F.interpolate(x, size=(pre.image_size, pre.image_size), mode="bilinear", antialias=True)
+    return center_crop(x, pre.input_size)
+
+
+def tta_views(images: torch.Tensor, pre: Preprocess, mode: str) -> list[torch.Tensor]:
+    """The views whose probabilities are averaged: none | flip | tencrop."""
+    x = normalize(images, pre)
+    if mode == "none":
+        return [center_crop(x, pre.input_size)]
+    if mode == "flip":
+        center = center_crop(x, pre.input_size)
+        return [center, center.flip(-1)]
+    if mode == "tencrop":
+        s, full = pre.input_size, pre.image_size
+        corners = [(0, 0), (0, full - s), (full - s, 0), (full - s, full - s)]
+        crops = [x[..., t : t + s, l : l + s] for t, l in corners] + [center_crop(x, s)]
+        return crops + [c.flip(-1) for c in crops]
+    raise ValueError(f"unknown TTA mode {mode!r}")
+
+
+def augment_batch(images: torch.Tensor, pre: Preprocess, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """uint8 [N,C,H,W] on any device -> augmented float [N,C,S,S], S = pre.input_size."""
+    x = normalize(images, pre)
+    n, device = x.shape[0], x.device
+    if not _has_geometry(cfg) and pre.input_size == pre.image_size:
+        out = x
+    else:
+        theta = random_affine(n, pre, cfg, gen).to(device)
+        grid = F.affine_grid(theta, [n, x.shape[1], pre.input_size, pre.input_size], align_corners=False)
+        # Zero after normalisation is the mean grey: borders look like average skin, not black.
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.erase > 0:
+        out = random_erase(out, cfg.erase, gen)
+    return out
+
+
+def _has_geometry(cfg: AugmentConfig) -> bool:
+    return cfg.flip or cfg.rotate > 0 or cfg.scale > 0 or cfg.shift > 0 or cfg.crop > 0
+
+
+def random_affine(n: int, pre: Preprocess, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample 2x3 matrices in normalised coordinates ([-1, 1] spans the stored image)."""
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=gen) * (high - low) + low
+
+    window = pre.input_size / pre.image_size  # the crop covers this fraction of the image
+    zoom = uniform(1 - cfg.scale, 1 + cfg.scale) if cfg.scale > 0 else torch.ones(n)
+    angle = uniform(-cfg.rotate, cfg.rotate) * math.pi / 180 if cfg.rotate > 0 else torch.zeros(n)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n)
+    span = (1 - window) + 2 * cfg.shift / pre.image_size  # how far the crop centre may move
+    tx, ty = uniform(-span, span), uniform(-span, span)
+    scale = window / zoom
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    row0 = torch.stack([cos * flip, -sin, tx], dim=1)
+    row1 = torch.stack([sin * flip, cos, ty], dim=1)
+    return torch.stack([row0, row1], dim=1)
+
+
+def random_erase(x: torch.Tensor, prob: float, gen: torch.Generator, area=(0.02, 0.2)) -> torch.Tensor:
+    """Zero one random rectangle (2-20% of the area) in a ``prob`` fraction of the images."""
+    n, _, h, w = x.shape
+    frac = torch.rand(n, generator=gen) * (area[1] - area[0]) + area[0]
+    aspect = torch.exp(torch.rand(n, generator=gen) * 2 * math.log(3) - math.log(3))
+    eh = (torch.sqrt(frac * aspect) * h).clamp(1, h)
+    ew = (torch.sqrt(frac / aspect) * w).clamp(1, w)
+    top = torch.rand(n, generator=gen) * (h - eh)
+    left = torch.rand(n, generator=gen) * (w - ew)
+    on = torch.rand(n, generator=gen) < prob
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = (
+        (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+        & on.view(n, 1, 1)
+    )
+    return x.masked_fill(inside.unsqueeze(1).to(x.device), 0.0)
+
+
+def mixup(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Blend each image with a shuffled partner: returns (mixed, partner order, weight of the original)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    lam = max(lam, 1 - lam)  # keep the original image dominant so its label stays meaningful
+    order = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    return lam * x + (1 - lam) * x[order], order, lam

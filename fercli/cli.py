@@ -1,0 +1,137 @@
+"""The ``fer`` command line: thin Typer wrappers over the library. Heavy imports live inside commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Facial expression recognition: train, evaluate, visualize and predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (default: the checkpoint's training data).")]
+CheckpointOpt = Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Checkpoint(s); several are ensembled. Default: the shipped model.")]
+SplitOpt = Annotated[str, typer.Option("--split", help="train, val or test (test = PrivateTest for FER-2013).")]
+
+
+def friendly_errors(command):
+    """Turn domain errors into one red line and an exit code; a traceback only with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from fercli.errors import FerError
+
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except FerError as exc:
+            if debug:
+                raise
+            from fercli import console
+
+            console.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            from fercli import console
+
+            console.error("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+@app.command(context_settings={"allow_extra_args": False})
+@friendly_errors
+def train(
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Experiment YAML (see configs/).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Run folder (or its last.pt) to continue.")] = None,
+    device: DeviceOpt = "",
+    debug: DebugOpt = False,
+) -> None:
+    """Train a model; writes runs/train/<name>/ (config, metrics.csv, curves.png, best.pt, last.pt)."""
+    from fercli.trainer import run_training
+
+    run_dir = run_training(config, list(overrides or []), resume, device)
+    print(run_dir)
+
+
+@app.command("eval")
+@friendly_errors
+def evaluate(
+    checkpoint: CheckpointOpt = None,
+    data: DataOpt = None,
+    split: SplitOpt = "test",
+    tta: Annotated[str, typer.Option("--tta", help="Test-time augmentation: none, flip or tencrop.")] = "none",
+    json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
+    name: Annotated[str, typer.Option("--name", help="Name of the runs/eval/ folder.")] = "exp",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 512,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Evaluate checkpoint(s) on a split: metric tables, confusion matrix, calibration; writes runs/eval/<name>/."""
+    from fercli.evaluation import run_eval
+
+    run_eval(checkpoint, data, split, tta, json_, name, batch_size, device)
+
+
+@app.command()
+@friendly_errors
+def visualize(
+    n: Annotated[int, typer.Option("--n", help="Number of images in the grid.")] = 16,
+    checkpoint: CheckpointOpt = None,
+    data: DataOpt = None,
+    split: SplitOpt = "test",
+    seed: Annotated[int, typer.Option("--seed", help="Sample seed (same seed, same images).")] = 0,
+    errors: Annotated[bool, typer.Option("--errors", help="Only wrong predictions.")] = False,
+    pair: Annotated[Optional[str], typer.Option("--pair", help="Only this true:pred confusion, e.g. angry:sad.")] = None,
+    least_confident: Annotated[bool, typer.Option("--least-confident", help="The images the model is least sure of.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="PNG to write (default: a new file in runs/visualize/).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing --out file.")] = False,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Draw a grid of images titled true -> pred (green right, red wrong)."""
+    from fercli.visualize import run_visualize
+
+    path = run_visualize(n, checkpoint, data, split, seed, errors, pair, least_confident, out, overwrite, device)
+    print(path)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or globs.")],
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint (default: the shipped model).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated image(s) to this file or folder.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the K most likely emotions.")] = 2,
+    faces: Annotated[str, typer.Option("--faces", help="all or largest.")] = "all",
+    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to detect, in pixels.")] = 40,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Detect faces in photos and classify each face's expression."""
+    from fercli.predict_cli import run_predict
+
+    code = run_predict(inputs, checkpoint, json_, save, overwrite, top_k, faces, min_face, no_detect, device)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app(prog_name="fer")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Experiment configuration: a tree of typed, frozen dataclasses.
+
+Precedence: dataclass defaults < YAML file < ``key=value`` overrides. The type hints are the
+schema; an unknown key or a value of the wrong type fails here, with its dotted path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fercli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "../shared/data/fer2013"
+    image_size: int = 48  # images are decoded (and cached) at this size
+    channels: int = 1  # 1 = gray, 3 = RGB
+    val_fraction: float = 0.1  # only used when the data has no validation split of its own
+    cache_dir: str = ""  # empty: $FER_CACHE_DIR or ~/.cache/fer
+    skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop: int = 0  # train on random crops of this size, evaluate on the centre crop; 0 = no crop
+    flip: bool = False
+    rotate: float = 0.0  # max degrees
+    scale: float = 0.0  # max relative zoom in or out
+    shift: float = 0.0  # extra max shift, in pixels, on top of the crop's own
+    erase: float = 0.0  # probability of random erasing per image
+    mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "vgg"
+    args: dict[str, Any] = field(default_factory=dict)  # passed to the model's constructor
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"  # adam | adamw | sgd (Nesterov)
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"  # constant | multistep | cosine | onecycle
+    milestones: tuple[int, ...] = ()  # multistep: epochs where the LR is multiplied by gamma
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    class_weights: bool = False  # weight the loss by inverse class frequency
+    clip_grad: float = 0.0  # max gradient norm; 0 = off
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    seed: int = 0
+    name: str = ""  # run folder name; empty: the config file's stem
+    project: str = "runs/train"
+    teacher: tuple[str, ...] = ()  # checkpoints to distil from (probabilities averaged)
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
+    calibrate: bool = True  # fit a softmax temperature on the validation split at the end
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    channels_last: bool = True
+    amp: bool = True  # bf16/fp16 autocast on CUDA only
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Defaults, then the YAML file, then ``a.b=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = read_yaml(Path(path))
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(tree, key, value)
+    return build_dataclass(Config, tree, "")
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    return build_dataclass(Config, tree, "")
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain data (lists, not tuples) so it fits YAML and ``weights_only`` checkpoints."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give a YAML file, e.g. configs/quick.yaml)")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data:, model:, ...) at the top")
+    return tree
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=3)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # fall back to the literal string; type checking happens later
+    return key.strip(), value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {part} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_dataclass(cls: type, tree: Any, prefix: str) -> Any:
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {tree!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}{_suggest(key, names, prefix)}")
+        kwargs[key] = coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against the type hint and convert where lossless (int -> float, list -> tuple)."""
+    if dataclasses.is_dataclass(hint):
+        return build_dataclass(hint, value, path + ".")
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(hint)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(coerce(v, item_type, f"{path}[{i}]") for i, v in enumerate(items))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _suggest(key: str, names: list[str], prefix: str) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    if close:
+        return f" (did you mean {prefix}{close[0]}?)"
+    return f" (valid keys: {', '.join(prefix + n for n in names)})"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

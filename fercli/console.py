@@ -1,0 +1,83 @@
+"""All Rich output. Results go to stdout; progress, logs and errors go to stderr."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+out = Console()  # results
+err = Console(stderr=True)  # progress, messages, errors
+
+EPOCH_COLUMNS = [("epoch", 5, "d"), ("train_loss", 10, ".4f"), ("train_acc", 9, ".2%"), ("val_loss", 8, ".4f"),
+                 ("val_acc", 7, ".2%"), ("lr", 9, ".2e"), ("seconds", 7, ".1f")]
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    err.print(message, highlight=False, soft_wrap=True)
+
+
+class RichReporter:
+    """Training progress: a live bar per epoch and one aligned table row per finished epoch."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task = None
+        self.epochs = 0
+
+    def start(self, info_: dict) -> None:
+        self.epochs = info_["epochs"]
+        err.print(
+            f"[bold]{info_['model']}[/] ({info_['params'] / 1e6:.2f} M params) on {info_['device']}: "
+            f"{info_['train']:,} train / {info_['val']:,} val images, {info_['epochs']} epochs"
+            + (f", resuming after epoch {info_['start_epoch']}" if info_["start_epoch"] else ""),
+            highlight=False,
+        )
+        err.print(" ".join(name.rjust(width) for name, width, _ in EPOCH_COLUMNS),
+                  style="bold", highlight=False)
+
+    def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None:
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("[cyan]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                TextColumn("acc {task.fields[acc]:.1%}"), TextColumn("{task.fields[ips]:.0f} img/s"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=total, loss=0.0, acc=0.0, ips=0.0)
+        if done % 5 == 0 or done == total:
+            self.progress.update(self.task, completed=done, loss=loss, acc=acc, ips=ips)
+
+    def epoch(self, row: dict) -> None:
+        self._stop_bar()
+        err.print(" ".join(f"{row[name]:>{width}{spec}}" for name, width, spec in EPOCH_COLUMNS), highlight=False)
+
+    def message(self, text: str) -> None:
+        self._stop_bar()
+        info(text)
+
+    def _stop_bar(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def make_table(title: str, columns: list[str], rows: list[list], **kwargs) -> Table:
+    table = Table(title=title, title_justify="left", **kwargs)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[str(cell) for cell in row])
+    return table
+
+
+def show(table: Table) -> None:
+    out.print(table)

@@ -1,0 +1,228 @@
+"""Datasets: read FER-2013 (folders or csv) or any class-folder dataset into uint8 tensors, once.
+
+The first load decodes every image into one uint8 tensor per split and caches it under a key
+that fingerprints the source files; later loads read that cache in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fercli.config import DataConfig
+from fercli.errors import DataError, InputError
+from fercli.images import is_image_path, read_image, resize_square
+
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The challenge csv numbers classes in this order; folders sort alphabetically (FER_CLASSES).
+CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SPLIT_PREFIXES = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+USAGE_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # [N, C, H, W] uint8
+    labels: torch.Tensor  # [N] int64, indices into Dataset.classes
+    sources: list[str]  # file path or "file.csv:row" per image
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    classes: tuple[str, ...]
+    splits: dict[str, Split]
+    fingerprint: str
+    layout: str  # fer-folders | class-folders | csv
+    bad: tuple[str, ...]  # "source: reason" for each image that could not be read
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits or len(self.splits[name]) == 0:
+            have = ", ".join(k for k, v in self.splits.items() if len(v)) or "none"
+            raise DataError(f"the data has no {name!r} split (it has: {have}); pick another with --split")
+        return self.splits[name]
+
+
+Warn = Callable[[str], None]
+
+
+def load_dataset(cfg: DataConfig, warn: Warn = lambda _msg: None) -> Dataset:
+    """Read the dataset at ``cfg.root``, from the cache when the files have not changed."""
+    root = Path(cfg.root).expanduser()
+    if not root.exists():
+        raise DataError(f"data not found: {root} (set data.root=PATH or --data PATH to the FER-2013 folder or csv)")
+    layout, files = find_source_files(root)
+    fingerprint = fingerprint_files(files, cfg)
+    cache_path = resolve_cache_dir(cfg) / f"{fingerprint}.pt"
+    if cache_path.is_file():
+        dataset = read_cache(cache_path)
+    else:
+        dataset = decode_dataset(root, layout, files, cfg, fingerprint)
+        write_cache(dataset, cache_path)
+    return check_bad_images(dataset, cfg, warn)
+
+
+def find_source_files(root: Path) -> tuple[str, list[Path]]:
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise DataError(f"{root}: a data file must be a FER-2013 csv; otherwise give a folder")
+        return "csv", [root]
+    if (root / "train").is_dir():
+        return "fer-folders", sorted(p for p in root.glob("*/*/*") if p.is_file() and is_image_path(p))
+    csvs = sorted(p for p in root.glob("*.csv"))
+    if csvs and not any(p.is_dir() for p in root.iterdir()):
+        return "csv", csvs
+    files = sorted(p for p in root.glob("*/**/*") if p.is_file() and is_image_path(p))
+    if not files:
+        raise DataError(
+            f"{root}: no images found; expected train/<class>/*.jpg, <class>/*.jpg or a FER-2013 csv"
+        )
+    return "class-folders", files
+
+
+def fingerprint_files(files: list[Path], cfg: DataConfig) -> str:
+    digest = hashlib.sha1(f"{CACHE_VERSION}|{cfg.image_size}|{cfg.channels}|{cfg.val_fraction}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def resolve_cache_dir(cfg: DataConfig) -> Path:
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    if os.environ.get("FER_CACHE_DIR"):
+        return Path(os.environ["FER_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer"
+
+
+def decode_dataset(root: Path, layout: str, files: list[Path], cfg: DataConfig, fingerprint: str) -> Dataset:
+    if layout == "csv":
+        from fercli.csvdata import read_csv_splits
+
+        classes = FER_CLASSES
+        raw, bad = read_csv_splits(files, cfg.image_size, cfg.channels, classes)
+    else:
+        classes, raw, bad = decode_folder_splits(root, layout, files, cfg)
+    splits = {name: _to_split(*parts) for name, parts in raw.items()}
+    if "val" not in splits or len(splits["val"]) == 0:
+        splits["train"], splits["val"] = stratified_holdout(splits["train"], cfg.val_fraction)
+    if layout == "class-folders":
+        # A bare class-folder pool: hold out a test slice the same way as val.
+        splits["train"], splits["test"] = stratified_holdout(splits["train"], cfg.val_fraction)
+    return Dataset(tuple(classes), splits, fingerprint, layout, tuple(bad))
+
+
+
+def decode_folder_splits(root: Path, layout: str, files: list[Path], cfg: DataConfig):
+    """Class = parent folder name; split from the file name prefix, else from train/ vs test/."""
+    classes = sorted({p.parent.name for p in files})
+    index = {name: i for i, name in enumerate(classes)}
+    groups: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
+    for path in files:
+        groups[split_of(path, root, layout)].append(path)
+    raw, bad = {}, []
+    for name, paths in groups.items():
+        images, labels, sources = decode_files(paths, index, cfg, bad)
+        raw[name] = (images, labels, sources, cfg)
+    return classes, raw, bad
+
+
+def split_of(path: Path, root: Path, layout: str) -> str:
+    prefix = path.name.split("_", 1)[0]
+    if prefix in SPLIT_PREFIXES:
+        return SPLIT_PREFIXES[prefix]
+    if layout == "fer-folders":
+        return "test" if path.relative_to(root).parts[0] == "test" else "train"
+    return "train"
+
+
+def decode_files(paths: list[Path], index: dict[str, int], cfg: DataConfig, bad: list[str]):
+    def decode(path: Path):
+        try:
+            arr = read_image(path, gray=cfg.channels == 1)
+        except InputError as exc:
+            return None, str(exc)
+        return resize_square(arr, cfg.image_size), None
+
+    images, labels, sources = [], [], []
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for path, (arr, error) in zip(paths, pool.map(decode, paths, chunksize=64)):
+            if error is not None:
+                bad.append(error)
+                continue
+            images.append(arr)
+            labels.append(index[path.parent.name])
+            sources.append(str(path))
+    return images, labels, sources
+
+
+def _to_split(images: list[np.ndarray] | np.ndarray, labels, sources, cfg: DataConfig) -> Split:
+    size, channels = cfg.image_size, cfg.channels
+    if len(images) == 0:
+        batch = torch.zeros((0, channels, size, size), dtype=torch.uint8)
+    else:
+        batch = torch.from_numpy(np.stack(images))
+        batch = batch.unsqueeze(1) if batch.ndim == 3 else batch.permute(0, 3, 1, 2)
+    return Split(batch.contiguous(), torch.as_tensor(labels, dtype=torch.int64), list(sources))
+
+
+def stratified_holdout(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
+    """Move a seeded ``fraction`` of each class out of ``split``; the data split never depends on train.seed."""
+    rng = np.random.default_rng(seed)
+    labels = split.labels.numpy()
+    held = []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        held.extend(members[: int(round(fraction * len(members)))])
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[held] = True
+    return _subset(split, ~mask), _subset(split, mask)
+
+
+def _subset(split: Split, mask: np.ndarray) -> Split:
+    keep = torch.from_numpy(np.flatnonzero(mask))
+    return Split(split.images[keep], split.labels[keep], [split.sources[i] for i in keep.tolist()])
+
+
+def check_bad_images(dataset: Dataset, cfg: DataConfig, warn: Warn) -> Dataset:
+    if not dataset.bad:
+        return dataset
+    first = dataset.bad[0]
+    if not cfg.skip_bad:
+        raise DataError(
+            f"{len(dataset.bad)} unreadable image(s) in the data, e.g. {first}; "
+            "fix or remove them, or pass data.skip_bad=true to skip them"
+        )
+    warn(f"skipping {len(dataset.bad)} unreadable image(s), e.g. {first}")
+    return dataset
+
+
+def write_cache(dataset: Dataset, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "classes": list(dataset.classes),
+        "layout": dataset.layout,
+        "fingerprint": dataset.fingerprint,
+        "bad": list(dataset.bad),
+        "splits": {k: {"images": s.images, "labels": s.labels, "sources": s.sources} for k, s in dataset.splits.items()},
+    }
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_cache(path: Path) -> Dataset:
+    payload = torch.load(path, weights_only=True)
+    splits = {k: Split(v["images"], v["labels"], list(v["sources"])) for k, v in payload["splits"].items()}
+    return Dataset(tuple(payload["classes"]), splits, payload["fingerprint"], payload["layout"], tuple(payload["bad"]))

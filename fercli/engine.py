@@ -1,0 +1,313 @@
+"""Training and evaluation loops. ``fit`` reads as the list of steps a training run takes."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fercli.augment import Preprocess, augment_batch, mixup, tta_views
+from fercli.checkpoint import build_checkpoint, load_model, read_checkpoint, save_checkpoint
+from fercli.config import Config, config_to_dict
+from fercli.data import Dataset, Split
+from fercli.device import autocast_dtype
+from fercli.models import count_parameters, create_model
+from fercli.runs import write_metrics_csv
+
+
+class Reporter(Protocol):
+    """The one narrow channel from the loop to the screen; tests pass a silent one."""
+
+    def start(self, info: dict) -> None: ...
+    def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None: ...
+    def epoch(self, row: dict) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, info: dict) -> None: ...
+    def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None: ...
+    def epoch(self, row: dict) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs besides the weights; saved in last.pt."""
+
+    epoch: int = 0  # epochs finished
+    best_val_acc: float = -1.0
+    history: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporter: Reporter, resume: dict | None = None) -> TrainState:
+    torch.manual_seed(cfg.train.seed)
+    pre = build_preprocess(cfg, data.splits["train"])
+    model = build_model(cfg, len(data.classes)).to(device)
+    if cfg.runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, model)
+    state = TrainState()
+    if resume is not None:
+        state = restore(resume, model, optimizer)
+    teacher = load_teachers(cfg.train.teacher, device)
+    criterion = build_criterion(cfg, data.splits["train"], device)
+    reporter.start({"model": cfg.model.name, "params": count_parameters(model), "device": str(device),
+                    "train": len(data.splits["train"]), "val": len(data.splits["val"]), "epochs": cfg.train.epochs,
+                    "start_epoch": state.epoch})
+    for epoch in range(state.epoch, cfg.train.epochs):
+        seed_epoch(cfg.train.seed, epoch)
+        train_row = train_one_epoch(model, data.splits["train"], pre, cfg, optimizer, criterion, device, epoch, reporter, teacher)
+        val_row = evaluate(model, data.splits["val"], pre, device, cfg.train.eval_batch_size)
+        row = {"epoch": epoch + 1, **train_row, "val_loss": val_row["loss"], "val_acc": val_row["acc"]}
+        state.history.append(row)
+        state.epoch = epoch + 1
+        save_epoch(model, optimizer, cfg, data, pre, state, run_dir, improved=row["val_acc"] > state.best_val_acc)
+        reporter.epoch(row)
+    if cfg.train.calibrate and (run_dir / "best.pt").is_file():
+        calibrate_best(run_dir / "best.pt", data.splits["val"], device, cfg.train.eval_batch_size, reporter)
+    return state
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    # Seeding per epoch (not once) makes a resumed run draw exactly what an uninterrupted one would.
+    torch.manual_seed(seed * 100_003 + epoch)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch + 1)
+
+
+def build_preprocess(cfg: Config, train: Split) -> Preprocess:
+    pixels = train.images[:10_000].float() / 255.0
+    size = cfg.data.image_size
+    crop = cfg.augment.crop or size
+    return Preprocess(size, crop, cfg.data.channels, round(float(pixels.mean()), 4), round(float(pixels.std()), 4))
+
+
+def model_args(cfg: Config, num_classes: int) -> dict:
+    args = {"in_channels": cfg.data.channels, "num_classes": num_classes, **cfg.model.args}
+    if cfg.model.name == "seed_cnn":
+        args.setdefault("input_size", cfg.augment.crop or cfg.data.image_size)
+    return args
+
+
+def build_model(cfg: Config, num_classes: int) -> nn.Module:
+    return create_model(cfg.model.name, **model_args(cfg, num_classes))
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg.optim
+    # No weight decay on BatchNorm and biases: decaying them only fights the normalisation.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
+    if o.name == "adam":
+        # The seed used Adam's coupled L2 on every parameter; keep that exactly.
+        return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr)
+    from fercli.errors import ConfigError
+
+    raise ConfigError(f"optim.name: unknown optimizer {o.name!r} (use sgd, adam or adamw)")
+
+
+def lr_factor(cfg: Config, progress: float) -> float:
+    """LR multiplier at ``progress`` epochs (fractional) into the run."""
+    o, total = cfg.optim, cfg.train.epochs
+    if o.warmup_epochs > 0 and progress < o.warmup_epochs and o.schedule != "onecycle":
+        return (progress + 1e-3) / o.warmup_epochs
+    if o.schedule == "constant":
+        return 1.0
+    if o.schedule == "multistep":
+        return o.gamma ** sum(progress >= m for m in o.milestones)
+    if o.schedule == "cosine":
+        start = o.warmup_epochs
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - start) / max(total - start, 1e-9))))
+    if o.schedule == "onecycle":
+        peak = 0.3 * total
+        if progress < peak:
+            return 0.04 + 0.96 * 0.5 * (1 - math.cos(math.pi * progress / peak))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - peak) / (total - peak))))
+    from fercli.errors import ConfigError
+
+    raise ConfigError(f"optim.schedule: unknown schedule {o.schedule!r} (use constant, multistep, cosine or onecycle)")
+
+
+def build_criterion(cfg: Config, train: Split, device: torch.device) -> nn.Module:
+    weight = None
+    if cfg.optim.class_weights:
+        counts = torch.bincount(train.labels, minlength=int(train.labels.max()) + 1).float().clamp(min=1)
+        weight = (counts.sum() / (len(counts) * counts)).to(device)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.optim.label_smoothing)
+
+
+def load_teachers(paths: tuple[str, ...], device: torch.device) -> list:
+    return [load_model(p, device) for p in paths]
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+def train_one_epoch(model, split: Split, pre: Preprocess, cfg: Config, optimizer, criterion, device, epoch: int,
+                    reporter: Reporter, teachers: list) -> dict:
+    model.train()
+    gen = epoch_generator(cfg.train.seed, epoch)
+    bs = cfg.train.batch_size
+    order = torch.randperm(len(split), generator=gen)
+    steps = len(split) // bs  # drop the ragged last batch: BatchNorm dislikes tiny batches
+    amp = autocast_dtype(device, cfg.runtime.amp)
+    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    for step in range(steps):
+        set_lr(optimizer, cfg, epoch + step / steps)
+        idx = order[step * bs : (step + 1) * bs]
+        images = split.images[idx].to(device, non_blocking=True)
+        labels = split.labels[idx].to(device, non_blocking=True)
+        x = augment_batch(images, pre, cfg.augment, gen)
+        if cfg.runtime.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            loss, logits = compute_loss(model, x, labels, criterion, cfg, gen, teachers, pre)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.clip_grad > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+        optimizer.step()
+        total_loss += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(idx)
+        reporter.batch(step + 1, steps, total_loss / seen, correct / seen, seen / (time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 1), "images_per_s": round(seen / seconds, 1)}
+
+
+def set_lr(optimizer, cfg: Config, progress: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.optim.lr * lr_factor(cfg, progress)
+
+
+def autocast(device: torch.device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, pre: Preprocess):
+    if cfg.augment.mixup > 0:
+        mixed, order, lam = mixup(x, cfg.augment.mixup, gen)
+        logits = model(mixed)
+        loss = lam * criterion(logits, labels) + (1 - lam) * criterion(logits, labels[order])
+        x = mixed
+    else:
+        logits = model(x)
+        loss = criterion(logits, labels)
+    if teachers:
+        t = cfg.train.distill_temperature
+        target = teacher_probs(teachers, x, pre, t)
+        kd = F.kl_div(F.log_softmax(logits.float() / t, dim=1), target, reduction="batchmean") * t * t
+        loss = (1 - cfg.train.distill_weight) * loss + cfg.train.distill_weight * kd
+    return loss, logits
+
+
+@torch.no_grad()
+def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float) -> torch.Tensor:
+    probs = []
+    for teacher in teachers:
+        tp = teacher.preprocess
+        xt = (x * pre.std + pre.mean - tp.mean) / tp.std
+        if xt.shape[-1] != tp.input_size:
+            xt = F.interpolate(xt, size=(tp.input_size, tp.input_size), mode="bilinear", align_corners=False)
+        probs.append(F.softmax(teacher.model(xt).float() / t, dim=1))
+    return torch.stack(probs).mean(0)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: torch.Tensor, pre: Preprocess, device, batch_size: int = 512,
+                   tta: str = "none") -> torch.Tensor:
+    """Logits [N, K] for uint8 images; with TTA, the log of the views' mean probability."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].to(device)
+        views = [v.contiguous(memory_format=torch.channels_last) for v in tta_views(batch, pre, tta)]
+        if len(views) == 1:
+            outputs.append(model(views[0]).float().cpu())
+        else:
+            probs = torch.stack([F.softmax(model(v).float(), dim=1) for v in views]).mean(0)
+            outputs.append(probs.clamp_min(1e-12).log().cpu())
+    if not outputs:
+        return torch.zeros((0, 0))
+    return torch.cat(outputs)
+
+
+def evaluate(model, split: Split, pre: Preprocess, device, batch_size: int = 512) -> dict:
+    logits = predict_logits(model, split.images, pre, device, batch_size)
+    loss = F.cross_entropy(logits, split.labels).item()
+    acc = (logits.argmax(1) == split.labels).float().mean().item()
+    return {"loss": loss, "acc": acc}
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The softmax temperature that minimises NLL on held-out data (Guo et al., 2017)."""
+    logits = logits.clone()  # may come from inference_mode, which autograd cannot use
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp().clamp(0.05, 20.0))
+
+
+def calibrate_best(path: Path, val: Split, device, batch_size: int, reporter: Reporter) -> None:
+    loaded = load_model(path, device)
+    logits = predict_logits(loaded.model, val.images, loaded.preprocess, device, batch_size)
+    temperature = fit_temperature(logits, val.labels)
+    payload = read_checkpoint(path)
+    payload["temperature"] = temperature
+    save_checkpoint(payload, path)
+    reporter.message(f"fitted softmax temperature {temperature:.3f} on the validation split")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_epoch(model, optimizer, cfg: Config, data: Dataset, pre: Preprocess, state: TrainState, run_dir: Path,
+               improved: bool) -> None:
+    row = state.history[-1]
+    metrics = {"epoch": state.epoch, "val_acc": row["val_acc"], "val_loss": row["val_loss"], "train_acc": row["train_acc"]}
+    payload = build_checkpoint(model, cfg.model.name, model_args(cfg, len(data.classes)), data.classes, pre,
+                               config=config_to_dict(cfg), metrics=metrics, data_fingerprint=data.fingerprint)
+    if improved:
+        state.best_val_acc = row["val_acc"]
+        save_checkpoint(payload, run_dir / "best.pt")
+    write_metrics_csv(state.history, run_dir / "metrics.csv")
+    resume_state = {"epoch": state.epoch, "best_val_acc": state.best_val_acc, "history": state.history}
+    save_checkpoint({**payload, "optimizer": optimizer.state_dict(), "train_state": resume_state}, run_dir / "last.pt")
+
+
+def restore(payload: dict, model: nn.Module, optimizer) -> TrainState:
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    saved = payload["train_state"]
+    return TrainState(int(saved["epoch"]), float(saved["best_val_acc"]), list(saved["history"]))

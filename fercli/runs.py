@@ -1,0 +1,46 @@
+"""Run folders that never overwrite (runs/train/exp, exp-2, ...) and atomic writes inside them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+
+def new_run_dir(project: str | Path, name: str) -> Path:
+    """Create and return ``project/name``, or ``name-2``, ``name-3``... if it exists."""
+    base = Path(project)
+    base.mkdir(parents=True, exist_ok=True)
+    candidate, n = base / name, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base / f"{name}-{n}"
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_metrics_csv(rows: list[dict], path: Path) -> None:
+    """Rewrite the whole table each epoch, atomically: a kill never leaves a half row."""
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(buffer.getvalue(), path)
+
+
+def refuse_overwrite(path: Path, overwrite: bool) -> None:
+    from fercli.errors import InputError
+
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another path or pass --overwrite")

@@ -1,0 +1,83 @@
+"""``fer train``: resolve config, device, data and run folder, then hand over to ``engine.fit``."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from fercli import console
+from fercli.checkpoint import read_checkpoint
+from fercli.config import Config, config_from_dict, load_config, parse_override, save_config, set_dotted
+from fercli.data import load_dataset
+from fercli.device import resolve_device
+from fercli.engine import fit
+from fercli.errors import ConfigError
+from fercli.runs import new_run_dir
+
+RESUME_OVERRIDABLE = ("train.epochs", "runtime.")
+
+
+def run_training(config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> Path:
+    if resume is not None:
+        cfg, run_dir, state = prepare_resume(resume, overrides)
+    else:
+        if config_path is None and not overrides:
+            raise ConfigError("give --config FILE (e.g. configs/quick.yaml) or --resume RUN_DIR")
+        cfg = load_config(config_path, overrides)
+        state = None
+    device = resolve_device(device_name or cfg.runtime.device)
+    if cfg.runtime.threads > 0:
+        torch.set_num_threads(cfg.runtime.threads)
+    data = load_dataset(cfg.data, warn=console.warn)
+    if resume is None:
+        run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
+    save_config(cfg, run_dir / "config.yaml")
+    console.info(f"run folder: {run_dir}")
+    reporter = console.RichReporter()
+    try:
+        fit(cfg, data, run_dir, device, reporter, resume=state)
+    except KeyboardInterrupt:
+        reporter.message(f"interrupted: last.pt holds the last finished epoch; continue with fer train --resume {run_dir}")
+        raise
+    finally:
+        draw_curves(run_dir)
+    summarize(run_dir)
+    return run_dir
+
+
+def prepare_resume(resume: Path, overrides: list[str]) -> tuple[Config, Path, dict]:
+    last = resume / "last.pt" if resume.is_dir() else resume
+    run_dir = last.parent
+    payload = read_checkpoint(last)
+    if "train_state" not in payload:
+        raise ConfigError(f"{last}: has no training state to resume from (only last.pt has it)")
+    for item in overrides:
+        if not item.startswith(RESUME_OVERRIDABLE):
+            raise ConfigError(f"cannot change {item.split('=')[0]} when resuming: the run's config.yaml fixes it "
+                              "(only train.epochs and runtime.* may change)")
+    tree = copy.deepcopy(payload["config"])
+    for item in overrides:
+        set_dotted(tree, *parse_override(item))
+    return config_from_dict(tree), run_dir, payload
+
+
+def draw_curves(run_dir: Path) -> None:
+    metrics = run_dir / "metrics.csv"
+    if metrics.is_file():
+        from fercli.plots import plot_training_curves
+
+        plot_training_curves(metrics, run_dir / "curves.png")
+
+
+def summarize(run_dir: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    best = frame.loc[frame["val_acc"].idxmax()]
+    console.info(
+        f"best val accuracy {best['val_acc']:.2%} at epoch {int(best['epoch'])}; "
+        f"{frame['seconds'].sum() / 60:.1f} min of training. Results saved to {run_dir}"
+    )
+
