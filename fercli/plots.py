@@ -32,3 +32,40 @@ def save_figure(fig, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, classes, out: Path, normalize: bool) -> None:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    values = matrix / np.maximum(matrix.sum(1, keepdims=True), 1) if normalize else matrix
+    fig, ax = plt.subplots(figsize=(7, 6))
+    display = ConfusionMatrixDisplay(values, display_labels=list(classes))
+    display.plot(ax=ax, cmap="Blues", values_format=".2f" if normalize else "d", colorbar=True)
+    ax.set_title("confusion matrix" + (" (each row sums to 1)" if normalize else " (counts)"))
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    save_figure(fig, out)
+
+
+def plot_reliability(bins: list[dict], ece: float, out: Path) -> None:
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    width = bins[0]["high"] - bins[0]["low"]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.bar(centers, [b["accuracy"] for b in bins], width=width * 0.95, edgecolor="k", label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"reliability (ECE {ece:.3f})")
+    ax.legend(loc="upper left")
+    save_figure(fig, out)
+
+
+def plot_prediction_grid(images: np.ndarray, titles: list[str], correct: list[bool], out: Path) -> None:
+    """images [N, H, W] uint8 in a near-square grid; green titles when right, red when wrong."""
+    n = len(images)
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.2, rows * 2.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title, ok in zip(axes.flat, images, titles, correct):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, color="green" if ok else "red", fontsize=9)
+    save_figure(fig, out)

@@ -44,3 +44,12 @@ def refuse_overwrite(path: Path, overwrite: bool) -> None:
 
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another path or pass --overwrite")
+
+
+def new_file_path(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem.suffix``, or ``stem-2.suffix``... whichever does not exist yet."""
+    candidate, n = folder / f"{stem}{suffix}", 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{stem}-{n}{suffix}"
+    return candidate

@@ -1,0 +1,126 @@
+"""``fer eval``: score checkpoint(s) on a data split; tables to stdout, files to runs/eval/<name>."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fercli import console
+from fercli.checkpoint import LoadedModel, default_checkpoint, file_fingerprint, load_model
+from fercli.config import DataConfig
+from fercli.data import Split, load_dataset
+from fercli.device import resolve_device
+from fercli.engine import predict_logits
+from fercli.errors import DataError, InputError
+from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
+from fercli.runs import new_run_dir, write_text_atomic
+
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+def load_models(paths: list[Path] | None, device: torch.device) -> tuple[list[Path], list[LoadedModel]]:
+    paths = list(paths or [default_checkpoint()])
+    models = [load_model(p, device) for p in paths]
+    for path, loaded in zip(paths[1:], models[1:]):
+        if loaded.classes != models[0].classes:
+            raise InputError(f"{path}: classes {list(loaded.classes)} differ from {paths[0]}'s; an ensemble needs the same classes")
+    return paths, models
+
+
+def load_split(data: str | None, models: list[LoadedModel], split: str, warn=console.warn) -> tuple[Split, str]:
+    """The split, with labels re-indexed into the checkpoint's class order."""
+    first = models[0]
+    root = data or first.meta.get("config", {}).get("data", {}).get("root")
+    if not root:
+        raise DataError("no data given; pass --data PATH (a FER-2013 folder or csv, or class folders)")
+    pre = first.preprocess
+    cfg = DataConfig(root=root, image_size=pre.image_size, channels=pre.channels)
+    dataset = load_dataset(cfg, warn)
+    chosen = dataset.split(split)
+    unknown = [c for c in dataset.classes if c not in first.classes]
+    if unknown:
+        raise DataError(f"the data has class(es) {unknown} that the checkpoint does not know "
+                        f"(it knows {list(first.classes)}); rename the folders or use a matching checkpoint")
+    remap = torch.tensor([first.classes.index(c) for c in dataset.classes])
+    return replace(chosen, labels=remap[chosen.labels]), dataset.fingerprint
+
+
+def ensemble_probs(models: list[LoadedModel], images: torch.Tensor, device, tta: str, batch_size: int = 512,
+                   calibrated: bool = True) -> np.ndarray:
+    """Mean of each model's (temperature-scaled) class probabilities: [N, K]."""
+    if tta not in TTA_MODES:
+        raise InputError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
+    total = None
+    for loaded in models:
+        logits = predict_logits(loaded.model, images, loaded.preprocess, device, batch_size, tta)
+        t = loaded.temperature if calibrated else 1.0
+        probs = torch.softmax(logits / t, dim=1)
+        total = probs if total is None else total + probs
+    return (total / len(models)).numpy()
+
+
+def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: str, as_json: bool, name: str,
+             batch_size: int, device_name: str) -> dict:
+    device = resolve_device(device_name)
+    paths, models = load_models(checkpoints, device)
+    chosen, data_fingerprint = load_split(data, models, split)
+    classes, labels = models[0].classes, chosen.labels.numpy()
+    probs = ensemble_probs(models, chosen.images, device, tta, batch_size)
+    report = build_report(probs, labels, classes)
+    report["uncalibrated"] = summary_metrics(ensemble_probs(models, chosen.images, device, tta, batch_size, False), labels)
+    if tta != "none":
+        report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, device, "none", batch_size), labels)
+    report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
+                  data=str(data or models[0].meta["config"]["data"]["root"]), data_fingerprint=data_fingerprint,
+                  split=split, tta=tta, images=int(len(labels)), temperatures=[m.temperature for m in models])
+    out_dir = new_run_dir("runs/eval", name)
+    write_eval_files(report, probs, labels, classes, out_dir)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        show_report(report, classes, out_dir)
+    return report
+
+
+def build_report(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> dict:
+    matrix = confusion(probs, labels, len(classes))
+    return {"metrics": summary_metrics(probs, labels), "per_class": per_class_metrics(probs, labels, classes),
+            "confusion": matrix.tolist(), "most_confused": most_confused(matrix, classes),
+            "reliability": reliability_bins(probs, labels)}
+
+
+def write_eval_files(report: dict, probs: np.ndarray, labels: np.ndarray, classes, out_dir: Path) -> None:
+    import pandas as pd
+
+    from fercli.plots import plot_confusion_matrix, plot_reliability
+
+    write_text_atomic(json.dumps(report, indent=2), out_dir / "metrics.json")
+    pd.DataFrame(report["per_class"]).to_csv(out_dir / "per_class.csv", index=False)
+    matrix = np.array(report["confusion"])
+    pd.DataFrame(matrix, index=list(classes), columns=list(classes)).rename_axis("true \\ pred").to_csv(out_dir / "confusion.csv")
+    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix.png", normalize=False)
+    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix_normalized.png", normalize=True)
+    plot_reliability(report["reliability"], report["metrics"]["ece"], out_dir / "reliability.png")
+
+
+def show_report(report: dict, classes, out_dir: Path) -> None:
+    m, u = report["metrics"], report["uncalibrated"]
+    title = f"{', '.join(report['checkpoints'])} on {report['split']} ({report['images']:,} images, TTA {report['tta']})"
+    rows = [["accuracy", f"{m['accuracy']:.2%}"], ["macro-F1", f"{m['macro_f1']:.4f}"],
+            ["balanced accuracy", f"{m['balanced_accuracy']:.2%}"], ["top-2 accuracy", f"{m['top2_accuracy']:.2%}"],
+            ["NLL", f"{m['nll']:.4f} (uncalibrated {u['nll']:.4f})"], ["ECE (15 bins)", f"{m['ece']:.4f} (uncalibrated {u['ece']:.4f})"]]
+    if "no_tta" in report:
+        gain = m["accuracy"] - report["no_tta"]["accuracy"]
+        rows.append([f"TTA {report['tta']} gain", f"{gain:+.2%} (no TTA {report['no_tta']['accuracy']:.2%})"])
+    console.show(console.make_table(title, ["metric", "value"], rows))
+    per_class = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for r in report["per_class"]]
+    console.show(console.make_table("per class", ["class", "precision", "recall", "F1", "support"], per_class))
+    matrix = [[name, *row] for name, row in zip(classes, report["confusion"])]
+    console.show(console.make_table("confusion matrix (rows: true, columns: predicted)", ["true \\ pred", *classes], matrix))
+    pairs = [[f"{p['true']} -> {p['pred']}", p["count"], f"{p['share_of_true']:.1%}"] for p in report["most_confused"]]
+    console.show(console.make_table("most confused", ["true -> predicted", "images", f"of true class"], pairs))
+    console.out.print(f"Results saved to {out_dir}", highlight=False)

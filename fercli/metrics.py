@@ -1,0 +1,82 @@
+"""Classification metrics from predicted probabilities. scikit-learn does the work."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+
+ECE_BINS = 15
+
+
+def summary_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """probs [N, K] (rows sum to 1), labels [N] -> the headline numbers."""
+    k = probs.shape[1]
+    preds = probs.argmax(1)
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "macro_f1": float(f1_score(labels, preds, average="macro", labels=range(k), zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, preds)),
+        "top2_accuracy": float(top_k_accuracy_score(labels, probs, k=2, labels=range(k))),
+        "nll": float(log_loss(labels, np.clip(probs, 1e-12, 1), labels=range(k))),
+        "ece": expected_calibration_error(probs, labels),
+    }
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    confidence, correct = probs.max(1), probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
+    confidence, correct = probs.max(1), probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        members = which == b
+        rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(members.sum()),
+                     "accuracy": float(correct[members].mean()) if members.any() else 0.0,
+                     "confidence": float(confidence[members].mean()) if members.any() else 0.0})
+    return rows
+
+
+def per_class_metrics(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> list[dict]:
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, probs.argmax(1), labels=range(len(classes)), zero_division=0
+    )
+    return [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(classes, precision, recall, f1, support)]
+
+
+def confusion(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    return confusion_matrix(labels, probs.argmax(1), labels=range(k))
+
+
+def most_confused(matrix: np.ndarray, classes: tuple[str, ...], n: int = 3) -> list[dict]:
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:n]
+    pairs = []
+    for flat in order:
+        t, p = np.unravel_index(flat, off.shape)
+        if off[t, p] == 0:
+            break
+        share = off[t, p] / max(matrix[t].sum(), 1)
+        pairs.append({"true": classes[t], "pred": classes[p], "count": int(off[t, p]), "share_of_true": float(share)})
+    return pairs

@@ -1,0 +1,48 @@
+import torch
+
+from fercli.augment import Preprocess, augment_batch, tta_views
+from fercli.config import AugmentConfig
+
+PRE = Preprocess(image_size=48, input_size=40, channels=1, mean=0.5, std=0.25)
+
+
+def batch(n=8):
+    return torch.randint(0, 256, (n, 1, 48, 48), dtype=torch.uint8)
+
+
+def test_augment_shapes_and_determinism():
+    cfg = AugmentConfig(crop=40, flip=True, rotate=10, scale=0.1, shift=2, erase=0.5)
+    images = batch()
+    a = augment_batch(images, PRE, cfg, torch.Generator().manual_seed(1))
+    b = augment_batch(images, PRE, cfg, torch.Generator().manual_seed(1))
+    c = augment_batch(images, PRE, cfg, torch.Generator().manual_seed(2))
+    assert a.shape == (8, 1, 40, 40) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_crop_alone_translates_without_zoom_or_rotation():
+    # On a linear ramp, bilinear sampling is exact: a pure shift keeps the ramp's slope and adds no
+    # vertical change; a zoom or rotation would change one of them.
+    ramp = (torch.arange(48) * 5).clamp(max=255).to(torch.uint8)
+    images = ramp.view(1, 1, 1, 48).expand(4, 1, 48, 48).clone()
+    out = augment_batch(images, PRE, AugmentConfig(crop=40), torch.Generator().manual_seed(0))
+    inner = out[..., 2:-2, 2:-2]
+    slope = 5 / 255 / PRE.std
+    assert torch.allclose(inner.diff(dim=-1)[..., :20], torch.full_like(inner.diff(dim=-1)[..., :20], slope), atol=1e-3)
+    assert inner.diff(dim=-2).abs().max() < 1e-4
+
+
+def test_flip_and_tencrop_views():
+    images = batch(2)
+    flip = tta_views(images, PRE, "flip")
+    assert len(flip) == 2 and torch.equal(flip[0].flip(-1), flip[1])
+    assert len(tta_views(images, PRE, "tencrop")) == 10
+
+
+def test_erasing_zeroes_a_region():
+    cfg = AugmentConfig(erase=1.0)
+    full = Preprocess(48, 48, 1, 0.0, 1.0)
+    images = torch.full((4, 1, 48, 48), 255, dtype=torch.uint8)
+    out = augment_batch(images, full, cfg, torch.Generator().manual_seed(0))
+    zero_share = (out == 0).float().mean(dim=(1, 2, 3))
+    assert ((zero_share > 0.01) & (zero_share < 0.25)).all()

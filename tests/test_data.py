@@ -1,0 +1,81 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import CLASSES, class_image, write_class_folders, write_csv
+from fercli.config import DataConfig
+from fercli.data import load_dataset
+from fercli.errors import DataError
+
+
+def test_fer_folders_split_by_file_name(fer_folders):
+    data = load_dataset(DataConfig(root=str(fer_folders)))
+    assert data.layout == "fer-folders"
+    assert data.classes == CLASSES
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 56, "val": 21, "test": 21}
+    assert data.splits["train"].images.shape[1:] == (1, 48, 48)
+    assert data.splits["train"].images.dtype == torch.uint8
+    assert all("PrivateTest_" in s for s in data.splits["test"].sources)
+
+
+def test_csv_class_order_is_remapped(tmp_path):
+    data = load_dataset(DataConfig(root=str(write_csv(tmp_path / "fer2013.csv", per_class=2))))
+    assert data.layout == "csv" and data.classes == CLASSES
+    train = data.splits["train"]
+    # The synthetic pattern encodes the true class: the label must match the band position.
+    for image, label in zip(train.images, train.labels):
+        band_row = int(image[0].float().mean(1).argmax())
+        expected = class_image(int(label), np.random.default_rng(0))
+        assert abs(band_row - int(expected.mean(1).argmax())) <= 4
+    assert torch.bincount(train.labels, minlength=7).tolist() == [2] * 7
+    assert len(data.splits["val"]) == 14 and len(data.splits["test"]) == 14
+
+
+def test_icml_variant_header_with_spaces(tmp_path):
+    csv = write_csv(tmp_path / "data" / "icml_face_data.csv", per_class=1)
+    text = csv.read_text().replace("emotion,pixels,Usage", "emotion, pixels, Usage", 1)
+    csv.write_text(text)
+    data = load_dataset(DataConfig(root=str(tmp_path / "data")))
+    assert len(data.splits["train"]) == 7
+
+
+def test_generic_class_folders_any_size_and_colour(tmp_path):
+    root = write_class_folders(tmp_path / "faces", per_class=10)
+    data = load_dataset(DataConfig(root=str(root), val_fraction=0.2))
+    assert data.layout == "class-folders" and data.classes == ("happy", "sad")
+    assert sum(len(s) for s in data.splits.values()) == 20
+    assert len(data.splits["val"]) == 4 and len(data.splits["test"]) == 4
+    assert data.splits["train"].images.shape[1:] == (1, 48, 48)
+
+
+def test_cache_is_reused_and_invalidated(fer_folders):
+    cfg = DataConfig(root=str(fer_folders))
+    first = load_dataset(cfg)
+    start = time.perf_counter()
+    second = load_dataset(cfg)
+    assert time.perf_counter() - start < 1.0
+    assert second.fingerprint == first.fingerprint
+    assert torch.equal(second.splits["train"].images, first.splits["train"].images)
+    victim = next((fer_folders / "train" / "happy").iterdir())
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(victim)
+    assert load_dataset(cfg).fingerprint != first.fingerprint
+
+
+def test_bad_images_stop_or_are_skipped(fer_folders):
+    (fer_folders / "train" / "happy" / "Training_broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"1 unreadable image\(s\).*data.skip_bad=true"):
+        load_dataset(DataConfig(root=str(fer_folders)))
+    warnings = []
+    data = load_dataset(DataConfig(root=str(fer_folders), skip_bad=True), warn=warnings.append)
+    assert len(data.splits["train"]) == 56 and "skipping 1" in warnings[0]
+
+
+def test_missing_and_empty_data(tmp_path):
+    with pytest.raises(DataError, match="data not found"):
+        load_dataset(DataConfig(root=str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        load_dataset(DataConfig(root=str(tmp_path / "empty")))

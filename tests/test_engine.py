@@ -1,0 +1,98 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from fercli.checkpoint import load_model, read_checkpoint
+from fercli.config import config_from_dict, load_config
+from fercli.data import load_dataset
+from fercli.engine import SilentReporter, fit, fit_temperature, lr_factor
+from fercli.runs import new_run_dir
+
+
+def train(cfg, project, name="run", resume=None):
+    run_dir = resume["dir"] if resume else new_run_dir(project, name)
+    state = fit(cfg, load_dataset(cfg.data), run_dir, torch.device("cpu"), SilentReporter(),
+                resume=read_checkpoint(run_dir / "last.pt") if resume else None)
+    return run_dir, state
+
+
+def test_fit_writes_a_complete_run_folder(tmp_path, fer_folders):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=2))
+    run_dir, state = train(cfg, tmp_path / "runs")
+    assert state.epoch == 2 and len(state.history) == 2
+    assert {"best.pt", "last.pt", "metrics.csv"} <= {p.name for p in run_dir.iterdir()}
+    assert not list(run_dir.glob(".*tmp*"))  # atomic writes leave no temporaries
+    ckpt = torch.load(run_dir / "best.pt", weights_only=True)
+    assert ckpt["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert ckpt["preprocess"]["input_size"] == 44 and ckpt["model"]["name"] == "vgg"
+    assert config_from_dict(ckpt["config"]) == cfg
+    assert len(ckpt["data_fingerprint"]) == 16 and 0.05 < ckpt["temperature"] < 20
+
+
+def test_training_learns_the_synthetic_pattern(tmp_path, fer_folders):
+    overrides = tiny_overrides(fer_folders, tmp_path / "runs", epochs=12) + ["augment.erase=0", "augment.flip=false"]
+    _, state = train(load_config(None, overrides), tmp_path / "runs")
+    assert state.best_val_acc > 0.5  # chance is 1/7
+
+
+class StopAfter(SilentReporter):
+    """Simulates Ctrl-C once ``epochs`` epochs have finished."""
+
+    def __init__(self, epochs: int):
+        self.left = epochs
+
+    def epoch(self, row: dict) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_resume_gives_the_uninterrupted_result(tmp_path, fer_folders):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=3))
+    full_dir, _ = train(cfg, tmp_path / "runs", "full")
+    part_dir = new_run_dir(tmp_path / "runs", "part")
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, load_dataset(cfg.data), part_dir, torch.device("cpu"), StopAfter(1))
+    assert torch.load(part_dir / "last.pt", weights_only=True)["train_state"]["epoch"] == 1
+    train(cfg, tmp_path / "runs", resume={"dir": part_dir})
+    a = torch.load(full_dir / "last.pt", weights_only=True)
+    b = torch.load(part_dir / "last.pt", weights_only=True)
+    assert a["train_state"]["history"][-1]["val_acc"] == b["train_state"]["history"][-1]["val_acc"]
+    for key in a["state_dict"]:
+        assert torch.allclose(a["state_dict"][key].float(), b["state_dict"][key].float(), atol=1e-5), key
+
+
+def test_checkpoint_round_trip(trained_checkpoint):
+    loaded = load_model(trained_checkpoint, torch.device("cpu"))
+    x = torch.randn(3, 1, 44, 44)
+    payload = torch.load(trained_checkpoint, weights_only=True)
+    assert loaded.preprocess.input_size == 44
+    assert loaded.model(x).shape == (3, 7)
+    assert payload["format_version"] == 1 and "fer_version" in payload
+
+
+def test_schedules():
+    cfg = load_config(None, ["train.epochs=10", "optim.schedule=multistep", "optim.milestones=[5]"])
+    assert lr_factor(cfg, 4.9) == 1.0 and abs(lr_factor(cfg, 5.0) - 0.1) < 1e-12
+    cos = load_config(None, ["train.epochs=10", "optim.schedule=cosine", "optim.warmup_epochs=1"])
+    assert lr_factor(cos, 0.5) < lr_factor(cos, 1.0) == 1.0 and lr_factor(cos, 10) < 1e-9
+    one = load_config(None, ["train.epochs=10", "optim.schedule=onecycle"])
+    assert lr_factor(one, 0) < 0.1 and abs(lr_factor(one, 3) - 1) < 1e-9 and lr_factor(one, 10) < 1e-9
+
+
+def test_temperature_fit_undoes_overconfidence():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (2000,))
+    true_logits = torch.randn(2000, 3) + 2 * torch.nn.functional.one_hot(labels, 3)
+    # Sample labels from the true model, then make the logits 3x too confident.
+    sampled = torch.distributions.Categorical(logits=true_logits).sample()
+    assert 2.4 < fit_temperature(true_logits * 3, sampled) < 3.6
+
+
+def test_engine_imports_no_cli_or_plotting_libraries():
+    code = "import sys, fercli.engine, fercli.predict; print(sorted(m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
