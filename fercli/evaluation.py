@@ -49,18 +49,19 @@ def load_split(data: str | None, models: list[LoadedModel], split: str, warn=con
     return replace(chosen, labels=remap[chosen.labels]), dataset.fingerprint
 
 
-def ensemble_probs(models: list[LoadedModel], images: torch.Tensor, device, tta: str, batch_size: int = 512,
-                   calibrated: bool = True) -> np.ndarray:
-    """Mean of each model's (temperature-scaled) class probabilities: [N, K]."""
+def model_logits(models: list[LoadedModel], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> list[torch.Tensor]:
     if tta not in TTA_MODES:
         raise InputError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
-    total = None
-    for loaded in models:
-        logits = predict_logits(loaded.model, images, loaded.preprocess, device, batch_size, tta)
-        t = loaded.temperature if calibrated else 1.0
-        probs = torch.softmax(logits / t, dim=1)
-        total = probs if total is None else total + probs
-    return (total / len(models)).numpy()
+    return [predict_logits(m.model, images, m.preprocess, device, batch_size, tta) for m in models]
+
+
+def average_probs(logits: list[torch.Tensor], temperatures: list[float]) -> np.ndarray:
+    """Mean of each model's temperature-scaled class probabilities: [N, K]."""
+    return torch.stack([torch.softmax(z / t, dim=1) for z, t in zip(logits, temperatures)]).mean(0).numpy()
+
+
+def ensemble_probs(models: list[LoadedModel], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> np.ndarray:
+    return average_probs(model_logits(models, images, device, tta, batch_size), [m.temperature for m in models])
 
 
 def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: str, as_json: bool, name: str,
@@ -69,14 +70,16 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
     paths, models = load_models(checkpoints, device)
     chosen, data_fingerprint = load_split(data, models, split)
     classes, labels = models[0].classes, chosen.labels.numpy()
-    probs = ensemble_probs(models, chosen.images, device, tta, batch_size)
+    logits = model_logits(models, chosen.images, device, tta, batch_size)
+    temperatures = [m.temperature for m in models]
+    probs = average_probs(logits, temperatures)
     report = build_report(probs, labels, classes)
-    report["uncalibrated"] = summary_metrics(ensemble_probs(models, chosen.images, device, tta, batch_size, False), labels)
+    report["uncalibrated"] = summary_metrics(average_probs(logits, [1.0] * len(models)), labels)
     if tta != "none":
         report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, device, "none", batch_size), labels)
     report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
                   data=str(data or models[0].meta["config"]["data"]["root"]), data_fingerprint=data_fingerprint,
-                  split=split, tta=tta, images=int(len(labels)), temperatures=[m.temperature for m in models])
+                  split=split, tta=tta, images=int(len(labels)), temperatures=temperatures)
     out_dir = new_run_dir("runs/eval", name)
     write_eval_files(report, probs, labels, classes, out_dir)
     if as_json:

@@ -52,7 +52,7 @@ def write_class_folders(root: Path, classes=("happy", "sad"), per_class: int = 1
     for label, name in enumerate(classes):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            gray = np.array(Image.fromarray(class_image(CLASSES.index(name), rng)).resize((64 + i, 64 + i)))
+            gray = np.array(Image.fromarray(class_image(CLASSES.index(name) if name in CLASSES else label, rng)).resize((64 + i, 64 + i)))
             rgb = np.stack([gray, gray, gray], axis=2)
             Image.fromarray(rgb).save(root / name / f"img{i}.{'png' if i % 2 else 'jpg'}")
     return root

@@ -1,0 +1,107 @@
+"""The four commands end to end through Typer's CliRunner, on synthetic data."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import torch
+from typer.testing import CliRunner
+
+from conftest import tiny_overrides, write_class_folders
+from fercli.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_is_fast_and_lists_commands():
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "fercli", "--help"], capture_output=True, text=True, check=True).stdout
+    assert time.perf_counter() - start < 10  # generous: only catches torch being imported for --help
+    for command in ("train", "eval", "visualize", "predict"):
+        assert command in out
+
+
+def test_train_then_resume_continues(tmp_path, fer_folders):
+    result = invoke("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "tiny"
+    assert result.stdout.strip().splitlines()[-1] == str(run_dir)
+    assert {"config.yaml", "metrics.csv", "curves.png", "best.pt", "last.pt"} <= {p.name for p in run_dir.iterdir()}
+    again = invoke("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
+    assert again.stdout.strip().splitlines()[-1] == str(tmp_path / "runs" / "tiny-2")  # never overwrites
+    resumed = invoke("train", "--resume", run_dir, "train.epochs=2")
+    assert resumed.exit_code == 0, resumed.output
+    assert list(pd.read_csv(run_dir / "metrics.csv")["epoch"]) == [1, 2]
+
+
+def test_resume_refuses_changing_the_recipe(tmp_path, trained_checkpoint):
+    result = invoke("train", "--resume", trained_checkpoint.parent, "optim.lr=0.5")
+    assert result.exit_code == 2 and "cannot change optim.lr when resuming" in result.stderr
+
+
+def test_eval_writes_report_and_json(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--split", "test", "--tta", "flip")
+    assert result.exit_code == 0, result.output
+    for word in ("accuracy", "macro-F1", "ECE", "per class", "confusion matrix", "most confused", "TTA flip gain"):
+        assert word in result.stdout
+    out_dir = tmp_path / "runs" / "eval" / "exp"
+    expected = {"metrics.json", "per_class.csv", "confusion.csv", "confusion_matrix.png",
+                "confusion_matrix_normalized.png", "reliability.png"}
+    assert expected <= {p.name for p in out_dir.iterdir()}
+    as_json = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--json")
+    report = json.loads(as_json.stdout)  # nothing but JSON on stdout
+    assert report["images"] == 21 and 0 <= report["metrics"]["accuracy"] <= 1
+    assert sum(map(sum, report["confusion"])) == 21
+    assert (tmp_path / "runs" / "eval" / "exp-2").is_dir()
+
+
+def test_eval_ensemble_averages_checkpoints(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("eval", "-c", trained_checkpoint, "-c", trained_checkpoint.parent / "last.pt", "--data", fer_folders, "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["checkpoints"]) == 2
+
+
+def test_eval_on_data_with_fewer_classes_maps_by_name(tmp_path, trained_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = write_class_folders(tmp_path / "two", classes=("happy", "sad"))
+    result = invoke("eval", "-c", trained_checkpoint, "--data", root, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    supports = {row["class"]: row["support"] for row in report["per_class"]}
+    assert supports["happy"] > 0 and supports["sad"] > 0 and supports["angry"] == 0
+
+
+def test_eval_refuses_unknown_classes(tmp_path, trained_checkpoint):
+    root = write_class_folders(tmp_path / "odd", classes=("happy", "contempt"))
+    result = invoke("eval", "-c", trained_checkpoint, "--data", root)
+    assert result.exit_code == 1 and "'contempt'" in result.stderr and "does not know" in result.stderr
+
+
+def test_visualize_grid_and_filters(tmp_path, fer_folders, trained_checkpoint):
+    out = tmp_path / "grid.png"
+    result = invoke("visualize", "--n", 9, "-c", trained_checkpoint, "--data", fer_folders, "--out", out)
+    assert result.exit_code == 0, result.output and out.is_file()
+    assert result.stdout.strip() == str(out)
+    refused = invoke("visualize", "-c", trained_checkpoint, "--data", fer_folders, "--out", out)
+    assert refused.exit_code == 1 and "--overwrite" in refused.stderr
+    bad_pair = invoke("visualize", "-c", trained_checkpoint, "--data", fer_folders, "--pair", "angry:glad")
+    assert bad_pair.exit_code == 1 and "'glad' is not a class" in bad_pair.stderr
+    least = invoke("visualize", "--n", 4, "--least-confident", "-c", trained_checkpoint, "--data", fer_folders,
+                   "--out", tmp_path / "least.png")
+    assert least.exit_code == 0 and (tmp_path / "least.png").is_file()
+
+
+def test_device_cuda_without_cuda_is_one_line(trained_checkpoint):
+    if torch.cuda.is_available():
+        return
+    result = invoke("predict", "examples/astronaut.jpg", "-c", trained_checkpoint, "--device", "cuda")
+    assert result.exit_code == 1 and "CUDA is not available" in result.stderr
+    assert "Traceback" not in result.output

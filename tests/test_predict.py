@@ -1,0 +1,97 @@
+"""fer predict on real photos (examples/) and on synthetic crops."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from fercli.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+runner = CliRunner()
+
+
+def predict(*args):
+    return runner.invoke(app, ["predict", *[str(a) for a in args]])
+
+
+def test_one_face_in_the_example_photo(trained_checkpoint):
+    result = predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["status"] == "ok" and len(record["faces"]) == 1
+    face = record["faces"][0]
+    x, y, w, h = face["box"]
+    assert 150 < x < 200 and 40 < y < 100 and 80 < w < 120  # where the astronaut's face is
+    assert set(face["scores"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    assert abs(sum(face["scores"].values()) - 1) < 1e-2 and face["label"] == max(face["scores"], key=face["scores"].get)
+
+
+def test_several_faces_in_a_stable_order(trained_checkpoint):
+    result = predict(EXAMPLES / "two_faces.jpg", "-c", trained_checkpoint, "--json")
+    faces = json.loads(result.stdout)["faces"]
+    assert len(faces) == 2 and faces[0]["box"][0] < faces[1]["box"][0]
+    largest = json.loads(predict(EXAMPLES / "two_faces.jpg", "-c", trained_checkpoint, "--json", "--faces", "largest").stdout)
+    assert len(largest["faces"]) == 1
+
+
+def test_no_face_and_no_detect(tmp_path, trained_checkpoint):
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(blank)
+    record = json.loads(predict(blank, "-c", trained_checkpoint, "--json").stdout)
+    assert record["status"] == "no_face" and record["faces"] == []
+    whole = json.loads(predict(blank, "-c", trained_checkpoint, "--json", "--no-detect").stdout)
+    assert whole["status"] == "ok" and whole["faces"][0]["box"] == [0, 0, 400, 300]
+
+
+def test_small_crops_skip_the_detector(tmp_path, trained_checkpoint):
+    crop = tmp_path / "crop.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)).save(crop)
+    record = json.loads(predict(crop, "-c", trained_checkpoint, "--json").stdout)
+    assert record["status"] == "ok" and record["faces"][0]["box"] == [0, 0, 48, 48]
+
+
+def test_folder_with_a_corrupt_file_goes_on(tmp_path, trained_checkpoint):
+    folder = tmp_path / "shots"
+    (folder / "nested").mkdir(parents=True)
+    for name in ("a.png", "nested/b.jpg"):
+        Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / name)
+    (folder / "c.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "notes.txt").write_text("not an image, not an input")
+    result = predict(folder, "-c", trained_checkpoint, "--json")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1  # one input could not be read
+    assert [Path(r["path"]).name for r in records] == ["a.png", "c.jpg", "b.jpg"]
+    assert [r["status"] for r in records] == ["ok", "error", "ok"]
+    assert "corrupt" in records[1]["error"] or "not an image" in records[1]["error"]
+
+
+def test_json_schema(trained_checkpoint):
+    record = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json").stdout)
+    assert set(record) == {"path", "status", "size", "faces"}
+    assert set(record["faces"][0]) == {"box", "label", "scores"}
+    assert all(isinstance(v, int) for v in record["faces"][0]["box"])
+
+
+def test_table_output_and_annotated_save(tmp_path, trained_checkpoint):
+    out = tmp_path / "annotated.jpg"
+    result = predict(EXAMPLES / "two_faces.jpg", "-c", trained_checkpoint, "--save", out, "--top-k", 3)
+    assert result.exit_code == 0, result.output
+    assert "#3" in result.stdout and out.is_file()
+    assert Image.open(out).size == (1024, 512)
+    again = predict(EXAMPLES / "two_faces.jpg", "-c", trained_checkpoint, "--save", out)
+    assert again.exit_code == 1 and "--overwrite" in again.stderr
+
+
+def test_glob_and_missing_inputs(tmp_path, trained_checkpoint):
+    result = predict(str(EXAMPLES / "*.jpg"), tmp_path / "missing.jpg", "-c", trained_checkpoint, "--json")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["status"] for r in records] == ["ok", "ok", "error"] and result.exit_code == 1
+
+
+def test_shipped_model_is_found():
+    from fercli.checkpoint import default_checkpoint
+
+    assert default_checkpoint().is_file()
