@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +57,14 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train one with fer train, or omit --checkpoint for the shipped model)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a file written by torch.save)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        culprit = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), "")
         raise CheckpointError(
-            f"{path}: refused to load: it holds Python objects that could run code ({str(exc).splitlines()[0][:120]}); "
+            f"{path}: refused to load: it holds Python objects that could run code ({culprit[:100] or 'unsafe pickle'}); "
             "only fer checkpoints (plain tensors and data) are accepted"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:

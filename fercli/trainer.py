@@ -12,7 +12,7 @@ from fercli.checkpoint import read_checkpoint
 from fercli.config import Config, config_from_dict, load_config, parse_override, save_config, set_dotted
 from fercli.data import load_dataset
 from fercli.device import resolve_device
-from fercli.engine import fit
+from fercli.engine import build_model, build_optimizer, fit, lr_factor
 from fercli.errors import ConfigError
 from fercli.runs import new_run_dir
 
@@ -31,6 +31,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_dataset(cfg.data, warn=console.warn)
+    check_recipe(cfg, len(data.classes))
     if resume is None:
         run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
     save_config(cfg, run_dir / "config.yaml")
@@ -45,6 +46,13 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         draw_curves(run_dir)
     summarize(run_dir)
     return run_dir
+
+
+def check_recipe(cfg: Config, num_classes: int) -> None:
+    """Fail on a bad model, optimizer or schedule name before a run folder exists."""
+    model = build_model(cfg, num_classes)
+    build_optimizer(cfg, model)
+    lr_factor(cfg, 0.0)
 
 
 def prepare_resume(resume: Path, overrides: list[str]) -> tuple[Config, Path, dict]:

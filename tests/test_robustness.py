@@ -1,0 +1,222 @@
+"""Bad input of every kind: one line on stderr, a non-zero exit, never a traceback, nothing lost."""
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import tiny_overrides, write_csv
+from fercli.cli import app
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def one_error_line(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims to be width x height but holds no pixel data: a decompression bomb stand-in."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+# ---------------------------------------------------------------- training input
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("train.epoch=3", ["unknown config key 'train.epoch'", "did you mean train.epochs?"]),
+    ("trian.epochs=3", ["did you mean train?"]),
+    ("train.epochs=many", ["train.epochs: expected int, got 'many'"]),
+    ("model.name=vgg17", ["unknown model 'vgg17'", "did you mean vgg?"]),
+    ("optim.name=adagrad", ["unknown optimizer 'adagrad'"]),
+])
+def test_config_mistakes(tmp_path, fer_folders, override, fragments):
+    result = run("train", f"data.root={fer_folders}", f"train.project={tmp_path}", override)
+    assert result.exit_code in (1, 2)
+    one_error_line(result, result.exit_code, *fragments)
+
+
+def test_missing_config_file_and_data(tmp_path):
+    one_error_line(run("train", "--config", tmp_path / "nope.yaml"), 2, "config file not found")
+    one_error_line(run("train", f"data.root={tmp_path / 'none'}", f"train.project={tmp_path}"), 1, "data not found")
+
+
+def test_empty_folder_and_folder_without_classes(tmp_path):
+    (tmp_path / "empty").mkdir()
+    one_error_line(run("train", f"data.root={tmp_path / 'empty'}", f"train.project={tmp_path}"), 1, "no images found")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(flat / "a.png")
+    one_error_line(run("train", f"data.root={flat}", f"train.project={tmp_path}"), 1, "no images found", "<class>")
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda text: text.replace("emotion,pixels,Usage", "label,values,Usage", 1), "expected emotion,pixels"),
+    (lambda text: text.replace("\n0,", "\n9,", 1), "emotion 9 is outside 0-6"),
+    (lambda text: text.replace("\n0,", "\n0,1 2 3 ", 1), "2307 values, expected 2304"),
+])
+def test_csv_problems(tmp_path, mutate, fragment):
+    csv = write_csv(tmp_path / "fer2013.csv", per_class=1)
+    csv.write_text(mutate(csv.read_text()))
+    one_error_line(run("train", f"data.root={csv}", f"train.project={tmp_path}"), 1, fragment)
+
+
+def test_bad_images_are_counted_and_skippable(tmp_path, fer_folders):
+    (fer_folders / "train" / "sad" / "Training_empty.jpg").write_bytes(b"")
+    (fer_folders / "train" / "sad" / "Training_text.jpg").write_text("hello")
+    result = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
+    one_error_line(result, 1, "2 unreadable image(s)", "data.skip_bad=true")
+    assert not (tmp_path / "runs").exists()  # found before training starts
+    ok = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.skip_bad=true")
+    assert ok.exit_code == 0 and "skipping 2 unreadable" in ok.stderr
+
+
+# ---------------------------------------------------------------- images given to predict
+
+
+def image_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, expected status)."""
+    cases = {}
+    cases["zero_byte"] = (tmp / "zero.png", "error")
+    cases["zero_byte"][0].write_bytes(b"")
+    cases["text_as_png"] = (tmp / "text.png", "error")
+    cases["text_as_png"][0].write_text("I am not a picture")
+    src = (EXAMPLES / "astronaut.jpg").read_bytes()
+    cases["truncated_jpeg"] = (tmp / "cut.jpg", "error")
+    cases["truncated_jpeg"][0].write_bytes(src[: len(src) // 3])
+    cases["huge_png"] = (png_header_only(tmp / "huge.png", 20000, 20000), "error")
+    gray = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    cases["16_bit"] = (tmp / "deep.png", "ok")
+    Image.fromarray(gray).save(cases["16_bit"][0])
+    rgb = Image.open(EXAMPLES / "astronaut.jpg").resize((64, 64))
+    cases["palette"] = (tmp / "pal.png", "ok")
+    rgb.convert("P").save(cases["palette"][0])
+    cases["cmyk"] = (tmp / "cmyk.jpg", "ok")
+    rgb.convert("CMYK").save(cases["cmyk"][0])
+    cases["rgba"] = (tmp / "alpha.png", "ok")
+    rgb.convert("RGBA").save(cases["rgba"][0])
+    return cases
+
+
+def test_every_odd_image_gets_a_status(tmp_path, trained_checkpoint):
+    import json
+
+    cases = image_cases(tmp_path)
+    result = run("predict", *[p for p, _ in cases.values()], "-c", trained_checkpoint, "--json")
+    assert result.exit_code == 1  # some inputs were unreadable
+    records = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    for name, (path, status) in cases.items():
+        assert records[path.name]["status"] == status, (name, records[path.name])
+    assert "too large" in records["huge.png"]["error"]
+    assert "empty file" in records["zero.png"]["error"]
+
+
+def test_huge_jpeg_is_decoded_downscaled(tmp_path, trained_checkpoint):
+    big = tmp_path / "big.jpg"
+    Image.new("L", (9000, 9000), 128).save(big, quality=50)  # 81 MP: over the limit at full size
+    result = run("predict", big, "-c", trained_checkpoint, "--json", "--no-detect")
+    assert result.exit_code == 0, result.output
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoint_problems(tmp_path, trained_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"definitely not a checkpoint")
+    one_error_line(run("eval", "-c", junk, "--data", tmp_path), 1, "not a readable checkpoint")
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    one_error_line(run("eval", "-c", plain, "--data", tmp_path), 1, "not a fer checkpoint")
+    evil = tmp_path / "evil.pt"
+    torch.save({"payload": Exploit()}, evil)
+    one_error_line(run("predict", EXAMPLES / "astronaut.jpg", "-c", evil), 1, "refused to load")
+    assert not (tmp_path / "pwned").exists()
+    old = torch.load(trained_checkpoint, weights_only=True)
+    old["format_version"] = 0
+    torch.save(old, tmp_path / "old.pt")
+    one_error_line(run("eval", "-c", tmp_path / "old.pt", "--data", tmp_path), 1, "checkpoint format 0")
+    one_error_line(run("eval", "-c", tmp_path / "missing.pt"), 1, "checkpoint not found")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = runner.invoke(app, ["eval", "-c", str(tmp_path / "missing.pt"), "--debug"])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+# ---------------------------------------------------------------- interrupted training
+
+
+def start_training(tmp_path, fer_folders, *extra):
+    args = [sys.executable, "-m", "fercli", "train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=40), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_epochs(run_dir: Path, epochs: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        metrics = run_dir / "metrics.csv"
+        if metrics.is_file() and len(metrics.read_text().splitlines()) > epochs:
+            return
+        time.sleep(0.05)
+    raise AssertionError("training did not get far enough")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume(tmp_path, fer_folders):
+    import pandas as pd
+
+    proc = start_training(tmp_path, fer_folders)
+    run_dir = tmp_path / "runs" / "tiny"
+    wait_for_epochs(run_dir, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = torch.load(run_dir / "last.pt", weights_only=True)  # never half-written
+    frame = pd.read_csv(run_dir / "metrics.csv")  # complete rows only
+    assert frame["val_acc"].notna().all() and len(frame) >= last["train_state"]["epoch"] >= 2
+    result = run("train", "--resume", run_dir, "train.epochs=" + str(last["train_state"]["epoch"] + 1))
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(run_dir / "metrics.csv")["epoch"]) == list(range(1, last["train_state"]["epoch"] + 2))
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_cleanly_with_resume_hint(tmp_path, fer_folders):
+    proc = start_training(tmp_path, fer_folders)
+    wait_for_epochs(tmp_path / "runs" / "tiny", 1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "fer train --resume" in stderr and "Traceback" not in stderr
+    torch.load(tmp_path / "runs" / "tiny" / "last.pt", weights_only=True)
