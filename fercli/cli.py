@@ -62,7 +62,8 @@ def train(
     from fercli.trainer import run_training
 
     run_dir = run_training(config, list(overrides or []), resume, device)
-    print(run_dir)
+    if run_dir is not None:
+        print(run_dir)  # the last line on stdout: scripts can pick the run folder up
 
 
 @app.command("eval")

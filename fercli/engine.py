@@ -18,6 +18,7 @@ from fercli.checkpoint import build_checkpoint, load_model, read_checkpoint, sav
 from fercli.config import Config, config_to_dict
 from fercli.data import Dataset, Split
 from fercli.device import autocast_dtype
+from fercli.distributed import Distributed, wrap_model
 from fercli.models import count_parameters, create_model
 from fercli.runs import write_metrics_csv
 
@@ -50,31 +51,37 @@ class TrainState:
 # ---------------------------------------------------------------- the run
 
 
-def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporter: Reporter, resume: dict | None = None) -> TrainState:
+def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporter: Reporter, resume: dict | None = None,
+        ddp: Distributed = Distributed()) -> TrainState:
     torch.manual_seed(cfg.train.seed)
     pre = build_preprocess(cfg, data.splits["train"])
-    model = build_model(cfg, len(data.classes)).to(device)
+    net = build_model(cfg, len(data.classes)).to(device)
     if cfg.runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg, model)
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg, net)
     state = TrainState()
     if resume is not None:
-        state = restore(resume, model, optimizer)
+        state = restore(resume, net, optimizer)
+    model = wrap_model(net, ddp, device)  # same parameters as net; DDP averages their gradients
     teacher = load_teachers(cfg.train.teacher, device)
     criterion = build_criterion(cfg, data.splits["train"], device)
-    reporter.start({"model": cfg.model.name, "params": count_parameters(model), "device": str(device),
+    reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": str(device),
                     "train": len(data.splits["train"]), "val": len(data.splits["val"]), "epochs": cfg.train.epochs,
                     "start_epoch": state.epoch})
     for epoch in range(state.epoch, cfg.train.epochs):
         seed_epoch(cfg.train.seed, epoch)
-        train_row = train_one_epoch(model, data.splits["train"], pre, cfg, optimizer, criterion, device, epoch, reporter, teacher)
-        val_row = evaluate(model, data.splits["val"], pre, device, cfg.train.eval_batch_size)
+        train_row = train_one_epoch(model, data.splits["train"], pre, cfg, optimizer, criterion, device, epoch, reporter,
+                                    teacher, ddp)
+        val_row = evaluate(net, data.splits["val"], pre, device, cfg.train.eval_batch_size)
         row = {"epoch": epoch + 1, **train_row, "val_loss": val_row["loss"], "val_acc": val_row["acc"]}
         state.history.append(row)
         state.epoch = epoch + 1
-        save_epoch(model, optimizer, cfg, data, pre, state, run_dir, improved=row["val_acc"] > state.best_val_acc)
+        improved = row["val_acc"] > state.best_val_acc
+        state.best_val_acc = max(state.best_val_acc, row["val_acc"])
+        if ddp.is_main:
+            save_epoch(net, optimizer, cfg, data, pre, state, run_dir, improved)
         reporter.epoch(row)
-    if cfg.train.calibrate and (run_dir / "best.pt").is_file():
+    if ddp.is_main and cfg.train.calibrate and (run_dir / "best.pt").is_file():
         calibrate_best(run_dir / "best.pt", data.splits["val"], device, cfg.train.eval_batch_size, reporter)
     return state
 
@@ -162,7 +169,7 @@ def load_teachers(paths: tuple[str, ...], device: torch.device) -> list:
 
 
 def train_one_epoch(model, split: Split, pre: Preprocess, cfg: Config, optimizer, criterion, device, epoch: int,
-                    reporter: Reporter, teachers: list) -> dict:
+                    reporter: Reporter, teachers: list, ddp: Distributed = Distributed()) -> dict:
     model.train()
     gen = epoch_generator(cfg.train.seed, epoch)
     bs = cfg.train.batch_size
@@ -174,8 +181,10 @@ def train_one_epoch(model, split: Split, pre: Preprocess, cfg: Config, optimizer
         set_lr(optimizer, cfg, epoch + step / steps)
         idx = order[step * bs : (step + 1) * bs]
         images = split.images[idx].to(device, non_blocking=True)
-        labels = split.labels[idx].to(device, non_blocking=True)
-        x = augment_batch(images, pre, cfg.augment, gen)
+        # Every rank augments the whole global batch (keeping generators in step), then takes its share.
+        x = ddp.local_part(augment_batch(images, pre, cfg.augment, gen))
+        labels = ddp.local_part(split.labels[idx]).to(device, non_blocking=True)
+        idx = ddp.local_part(idx)
         if cfg.runtime.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
@@ -299,7 +308,6 @@ def save_epoch(model, optimizer, cfg: Config, data: Dataset, pre: Preprocess, st
     payload = build_checkpoint(model, cfg.model.name, model_args(cfg, len(data.classes)), data.classes, pre,
                                config=config_to_dict(cfg), metrics=metrics, data_fingerprint=data.fingerprint)
     if improved:
-        state.best_val_acc = row["val_acc"]
         save_checkpoint(payload, run_dir / "best.pt")
     write_metrics_csv(state.history, run_dir / "metrics.csv")
     resume_state = {"epoch": state.epoch, "best_val_acc": state.best_val_acc, "history": state.history}

@@ -12,14 +12,16 @@ from fercli.checkpoint import read_checkpoint
 from fercli.config import Config, config_from_dict, load_config, parse_override, save_config, set_dotted
 from fercli.data import load_dataset
 from fercli.device import resolve_device
-from fercli.engine import build_model, build_optimizer, fit, lr_factor
+from fercli.distributed import broadcast, init_distributed, shutdown
+from fercli.engine import SilentReporter, build_model, build_optimizer, fit, lr_factor
 from fercli.errors import ConfigError
 from fercli.runs import new_run_dir
 
 RESUME_OVERRIDABLE = ("train.epochs", "runtime.")
 
 
-def run_training(config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> Path:
+def run_training(config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> Path | None:
+    """Returns the run folder (None on the non-zero ranks of a torchrun job)."""
     if resume is not None:
         cfg, run_dir, state = prepare_resume(resume, overrides)
     else:
@@ -27,23 +29,30 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
             raise ConfigError("give --config FILE (e.g. configs/quick.yaml) or --resume RUN_DIR")
         cfg = load_config(config_path, overrides)
         state = None
-    device = resolve_device(device_name or cfg.runtime.device)
+    ddp, device_name = init_distributed(device_name or cfg.runtime.device)
+    device = resolve_device(device_name)
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_dataset(cfg.data, warn=console.warn)
     check_recipe(cfg, len(data.classes))
-    if resume is None:
+    if resume is None and ddp.is_main:
         run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
-    save_config(cfg, run_dir / "config.yaml")
-    console.info(f"run folder: {run_dir}")
-    reporter = console.RichReporter()
+    run_dir = broadcast(run_dir if ddp.is_main else None, ddp)
+    if ddp.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        console.info(f"run folder: {run_dir}" + (f" ({ddp.world} processes)" if ddp.world > 1 else ""))
+    reporter = console.RichReporter() if ddp.is_main else SilentReporter()
     try:
-        fit(cfg, data, run_dir, device, reporter, resume=state)
+        fit(cfg, data, run_dir, device, reporter, resume=state, ddp=ddp)
     except KeyboardInterrupt:
         reporter.message(f"interrupted: last.pt holds the last finished epoch; continue with fer train --resume {run_dir}")
         raise
     finally:
-        draw_curves(run_dir)
+        if ddp.is_main:
+            draw_curves(run_dir)
+        shutdown(ddp)
+    if not ddp.is_main:
+        return None
     summarize(run_dir)
     return run_dir
 
