@@ -13,12 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.augment import Preprocess, augment_batch, mixup, tta_views
-from fercli.checkpoint import build_checkpoint, load_model, read_checkpoint, save_checkpoint
+from fercli.augment import Preprocess, augment_batch, mixup
+from fercli.calibration import calibrate_best
+from fercli.checkpoint import build_checkpoint, load_model, save_checkpoint
 from fercli.config import Config, config_to_dict
 from fercli.data import Dataset, Split
 from fercli.device import autocast_dtype
 from fercli.distributed import Distributed, wrap_model
+from fercli.errors import ConfigError
+from fercli.inference import predict_logits
 from fercli.models import count_parameters, create_model
 from fercli.runs import write_metrics_csv
 
@@ -126,8 +129,6 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr)
-    from fercli.errors import ConfigError
-
     raise ConfigError(f"optim.name: unknown optimizer {o.name!r} (use sgd, adam or adamw)")
 
 
@@ -148,8 +149,6 @@ def lr_factor(cfg: Config, progress: float) -> float:
         if progress < peak:
             return 0.04 + 0.96 * 0.5 * (1 - math.cos(math.pi * progress / peak))
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - peak) / (total - peak))))
-    from fercli.errors import ConfigError
-
     raise ConfigError(f"optim.schedule: unknown schedule {o.schedule!r} (use constant, multistep, cosine or onecycle)")
 
 
@@ -246,56 +245,11 @@ def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float) ->
 # ---------------------------------------------------------------- evaluation
 
 
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, pre: Preprocess, device, batch_size: int = 512,
-                   tta: str = "none") -> torch.Tensor:
-    """Logits [N, K] for uint8 images; with TTA, the log of the views' mean probability."""
-    model.eval()
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].to(device)
-        views = [v.contiguous(memory_format=torch.channels_last) for v in tta_views(batch, pre, tta)]
-        if len(views) == 1:
-            outputs.append(model(views[0]).float().cpu())
-        else:
-            probs = torch.stack([F.softmax(model(v).float(), dim=1) for v in views]).mean(0)
-            outputs.append(probs.clamp_min(1e-12).log().cpu())
-    if not outputs:
-        return torch.zeros((0, 0))
-    return torch.cat(outputs)
-
-
 def evaluate(model, split: Split, pre: Preprocess, device, batch_size: int = 512) -> dict:
     logits = predict_logits(model, split.images, pre, device, batch_size)
     loss = F.cross_entropy(logits, split.labels).item()
     acc = (logits.argmax(1) == split.labels).float().mean().item()
     return {"loss": loss, "acc": acc}
-
-
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The softmax temperature that minimises NLL on held-out data (Guo et al., 2017)."""
-    logits = logits.clone()  # may come from inference_mode, which autograd cannot use
-    log_t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(log_t.exp().clamp(0.05, 20.0))
-
-
-def calibrate_best(path: Path, val: Split, device, batch_size: int, reporter: Reporter) -> None:
-    loaded = load_model(path, device)
-    logits = predict_logits(loaded.model, val.images, loaded.preprocess, device, batch_size)
-    temperature = fit_temperature(logits, val.labels)
-    payload = read_checkpoint(path)
-    payload["temperature"] = temperature
-    save_checkpoint(payload, path)
-    reporter.message(f"fitted softmax temperature {temperature:.3f} on the validation split")
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -14,7 +14,7 @@ from fercli.checkpoint import LoadedModel, default_checkpoint, file_fingerprint,
 from fercli.config import DataConfig
 from fercli.data import Split, load_dataset
 from fercli.device import resolve_device
-from fercli.engine import predict_logits
+from fercli.inference import predict_logits
 from fercli.errors import DataError, InputError
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
 from fercli.runs import new_run_dir, write_text_atomic

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fercli.checkpoint import LoadedModel
-from fercli.engine import predict_logits
+from fercli.inference import predict_logits
 from fercli.errors import CheckpointError, InputError
 from fercli.images import is_image_path, read_image, resize_square
 

@@ -8,7 +8,8 @@ from conftest import tiny_overrides
 from fercli.checkpoint import load_model, read_checkpoint
 from fercli.config import config_from_dict, load_config
 from fercli.data import load_dataset
-from fercli.engine import SilentReporter, fit, fit_temperature, lr_factor
+from fercli.calibration import fit_temperature
+from fercli.engine import SilentReporter, fit, lr_factor
 from fercli.runs import new_run_dir
 
 
@@ -96,3 +97,12 @@ def test_engine_imports_no_cli_or_plotting_libraries():
     code = "import sys, fercli.engine, fercli.predict; print(sorted(m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_distillation_from_a_teacher_checkpoint(tmp_path, fer_folders, trained_checkpoint):
+    base = tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["augment.erase=0"]
+    _, plain = train(load_config(None, base), tmp_path / "runs", "plain")
+    taught_cfg = load_config(None, base + [f"train.teacher=[{trained_checkpoint}]", "train.distill_weight=0.9"])
+    _, taught = train(taught_cfg, tmp_path / "runs", "taught")
+    # Same seed and data: only the teacher's soft targets can change the loss.
+    assert taught.history[0]["train_loss"] != plain.history[0]["train_loss"]
