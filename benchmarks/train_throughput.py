@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from common import ROOT, data_arg, machine, print_table
+from common import ROOT, data_arg, machine, median_time, print_table
 from fercli.config import load_config
 from fercli.data import Split, load_dataset
 from fercli.engine import SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, train_one_epoch
@@ -65,6 +65,27 @@ def seed_images_per_s(config: str, images: int, repeats: int, data_root: str) ->
     return statistics.median(rates)
 
 
+def data_only_images_per_s(data_root: str, images: int, repeats: int) -> tuple[float, float]:
+    """The input pipeline alone (no model): the seed's per-image PIL loading vs fer's batched augmentation."""
+    from fercli.augment import augment_batch
+
+    folder = datasets.ImageFolder(str(Path(data_root) / "train"),
+                                  transform=transforms.Compose([transforms.Grayscale(), transforms.ToTensor()]))
+    idx = [i for i, (p, _) in enumerate(folder.samples) if Path(p).name.startswith("Training_")][:images]
+    loader = DataLoader(Subset(folder, idx), batch_size=16, shuffle=True)
+    seed_rate = images / median_time(lambda: [None for _ in loader], repeats)
+    cfg = load_config(ROOT / "configs" / "fer2013.yaml", [f"data.root={data_root}"])
+    train = load_dataset(cfg.data).splits["train"]
+    pre, gen = build_preprocess(cfg, train), torch.Generator().manual_seed(0)
+
+    def fer_pass():
+        order = torch.randperm(images, generator=gen)
+        for start in range(0, images, 64):
+            augment_batch(train.images[order[start : start + 64]], pre, cfg.augment, gen)
+
+    return seed_rate, images / median_time(fer_pass, repeats)
+
+
 def main() -> None:
     parser = data_arg(__doc__)
     parser.add_argument("--images", type=int, default=2048, help="images per repeat")
@@ -82,6 +103,10 @@ def main() -> None:
         rows.append([label, "fer, batch 64, channels_last", batch, f"{fast:.0f}", f"{EPOCH_IMAGES / fast:.0f}", f"{fast / seed_rate:.2f}x"])
     print_table(f"training throughput, median of {args.repeats} x {args.images} images ({machine()})",
                 ["model", "pipeline", "batch", "images/s", "s/epoch", "vs seed"], rows)
+    seed_data, fer_data = data_only_images_per_s(args.data, args.images, args.repeats)
+    print_table("input pipeline alone, no model", ["pipeline", "images/s", "vs seed"],
+                [["seed: ImageFolder + PIL + DataLoader (no augmentation)", f"{seed_data:,.0f}", "1.00x"],
+                 ["fer: cached uint8 + batched crop/flip/rotate/scale/erase", f"{fer_data:,.0f}", f"{fer_data / seed_data:.1f}x"]])
 
 
 if __name__ == "__main__":

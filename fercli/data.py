@@ -83,6 +83,8 @@ def find_source_files(root: Path) -> tuple[str, list[Path]]:
     if csvs and not any(p.is_dir() for p in root.iterdir()):
         return "csv", csvs
     files = sorted(p for p in root.glob("*/**/*") if p.is_file() and is_image_path(p))
+    if not files and any(is_image_path(p) for p in root.iterdir()):
+        raise DataError(f"{root}: images sit directly in this folder; put them in one sub-folder per class (<class>/*.jpg)")
     if not files:
         raise DataError(
             f"{root}: no images found; expected train/<class>/*.jpg, <class>/*.jpg or a FER-2013 csv"
@@ -123,19 +125,23 @@ def decode_dataset(root: Path, layout: str, files: list[Path], cfg: DataConfig, 
     return Dataset(tuple(classes), splits, fingerprint, layout, tuple(bad))
 
 
-
 def decode_folder_splits(root: Path, layout: str, files: list[Path], cfg: DataConfig):
     """Class = parent folder name; split from the file name prefix, else from train/ vs test/."""
-    classes = sorted({p.parent.name for p in files})
+    classes = sorted({class_of(p, root, layout) for p in files})
     index = {name: i for i, name in enumerate(classes)}
     groups: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
     for path in files:
         groups[split_of(path, root, layout)].append(path)
     raw, bad = {}, []
     for name, paths in groups.items():
-        images, labels, sources = decode_files(paths, index, cfg, bad)
+        images, labels, sources = decode_files(paths, root, layout, index, cfg, bad)
         raw[name] = (images, labels, sources, cfg)
     return classes, raw, bad
+
+
+def class_of(path: Path, root: Path, layout: str) -> str:
+    """The class folder: root/<class>/... or root/<train|test>/<class>/..., however deep the file."""
+    return path.relative_to(root).parts[1 if layout == "fer-folders" else 0]
 
 
 def split_of(path: Path, root: Path, layout: str) -> str:
@@ -147,7 +153,7 @@ def split_of(path: Path, root: Path, layout: str) -> str:
     return "train"
 
 
-def decode_files(paths: list[Path], index: dict[str, int], cfg: DataConfig, bad: list[str]):
+def decode_files(paths: list[Path], root: Path, layout: str, index: dict[str, int], cfg: DataConfig, bad: list[str]):
     def decode(path: Path):
         try:
             arr = read_image(path, gray=cfg.channels == 1)
@@ -162,7 +168,7 @@ def decode_files(paths: list[Path], index: dict[str, int], cfg: DataConfig, bad:
                 bad.append(error)
                 continue
             images.append(arr)
-            labels.append(index[path.parent.name])
+            labels.append(index[class_of(path, root, layout)])
             sources.append(str(path))
     return images, labels, sources
 

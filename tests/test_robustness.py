@@ -72,7 +72,7 @@ def test_empty_folder_and_folder_without_classes(tmp_path):
     flat = tmp_path / "flat"
     flat.mkdir()
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(flat / "a.png")
-    one_error_line(run("train", f"data.root={flat}", f"train.project={tmp_path}"), 1, "no images found", "<class>")
+    one_error_line(run("train", f"data.root={flat}", f"train.project={tmp_path}"), 1, "directly in this folder", "<class>")
 
 
 @pytest.mark.parametrize("mutate, fragment", [
