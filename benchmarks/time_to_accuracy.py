@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,14 +20,14 @@ def main() -> None:
     parser = data_arg(__doc__)
     parser.add_argument("--target", type=float, default=0.56)
     parser.add_argument("--config", default=str(ROOT / "configs" / "quick.yaml"))
+    parser.add_argument("--project", default="runs/benchmarks", help="where the run folder goes (kept for fer eval)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as project:
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "fercli", "train", "--config", args.config, f"data.root={args.data}",
-                               f"train.project={project}", "train.name=tta"], check=True, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        run_dir = Path(done.stdout.strip().splitlines()[-1])
-        frame = pd.read_csv(run_dir / "metrics.csv")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "fercli", "train", "--config", args.config, f"data.root={args.data}",
+                           f"train.project={args.project}"], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    frame = pd.read_csv(run_dir / "metrics.csv")
     frame["train_seconds"] = frame["seconds"].cumsum()
     reached = frame[frame["val_acc"] >= args.target]
     rows = [[int(r.epoch), f"{r.val_acc:.2%}", f"{r.train_seconds:.0f}"] for r in frame.itertuples()]
@@ -39,6 +38,7 @@ def main() -> None:
         first = reached.iloc[0]
         print(f"reached {args.target:.0%} at epoch {int(first.epoch)} after {first.train_seconds:.0f} s of training "
               f"({first.train_seconds / 60:.1f} min); whole command {wall:.0f} s including data load and evaluation")
+    print(f"run folder: {run_dir}")
 
 
 if __name__ == "__main__":
