@@ -17,7 +17,7 @@ from fercli.images import resize_square
 
 
 def read_csv_splits(files: list[Path], size: int, channels: int, classes: tuple[str, ...]):
-    """Return ({split: (images, labels, sources, cfg-like)}, bad rows)."""
+    """Return ({split: (images, labels, sources, size, channels)}, bad rows)."""
     import pandas as pd
 
     index = {name: i for i, name in enumerate(classes)}
@@ -48,13 +48,7 @@ def read_csv_splits(files: list[Path], size: int, channels: int, classes: tuple[
             images.append(image)
             labels.append(int(csv_to_ours[label]))
             sources.append(source)
-    cfg = _SizeOnly(size, channels)
-    return {name: (*parts, cfg) for name, parts in groups.items()}, bad
-
-
-class _SizeOnly:
-    def __init__(self, image_size: int, channels: int):
-        self.image_size, self.channels = image_size, channels
+    return {name: (*parts, size, channels) for name, parts in groups.items()}, bad
 
 
 def _rows(frame):

@@ -23,8 +23,9 @@ from fercli.images import is_image_path, read_image, resize_square
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # The challenge csv numbers classes in this order; folders sort alphabetically (FER_CLASSES).
 CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# The same three words name FER-2013's splits in file-name prefixes and in the csv's Usage column.
 SPLIT_PREFIXES = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
-USAGE_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+USAGE_SPLITS = SPLIT_PREFIXES
 CACHE_VERSION = "1"
 
 
@@ -135,7 +136,7 @@ def decode_folder_splits(root: Path, layout: str, files: list[Path], cfg: DataCo
     raw, bad = {}, []
     for name, paths in groups.items():
         images, labels, sources = decode_files(paths, root, layout, index, cfg, bad)
-        raw[name] = (images, labels, sources, cfg)
+        raw[name] = (images, labels, sources, cfg.image_size, cfg.channels)
     return classes, raw, bad
 
 
@@ -173,8 +174,7 @@ def decode_files(paths: list[Path], root: Path, layout: str, index: dict[str, in
     return images, labels, sources
 
 
-def _to_split(images: list[np.ndarray] | np.ndarray, labels, sources, cfg: DataConfig) -> Split:
-    size, channels = cfg.image_size, cfg.channels
+def _to_split(images: list[np.ndarray] | np.ndarray, labels, sources, size: int, channels: int) -> Split:
     if len(images) == 0:
         batch = torch.zeros((0, channels, size, size), dtype=torch.uint8)
     else:
