@@ -63,7 +63,7 @@ def load_dataset(cfg: DataConfig, warn: Warn = lambda _msg: None) -> Dataset:
     if not root.exists():
         raise DataError(f"data not found: {root} (set data.root=PATH or --data PATH to the FER-2013 folder or csv)")
     layout, files = find_source_files(root)
-    fingerprint = fingerprint_files(files, cfg)
+    fingerprint = fingerprint_files(root, files, cfg)
     cache_path = resolve_cache_dir(cfg) / f"{fingerprint}.pt"
     if cache_path.is_file():
         dataset = read_cache(cache_path)
@@ -93,11 +93,14 @@ def find_source_files(root: Path) -> tuple[str, list[Path]]:
     return "class-folders", files
 
 
-def fingerprint_files(files: list[Path], cfg: DataConfig) -> str:
+def fingerprint_files(root: Path, files: list[Path], cfg: DataConfig) -> str:
     digest = hashlib.sha1(f"{CACHE_VERSION}|{cfg.image_size}|{cfg.channels}|{cfg.val_fraction}".encode())
+    # Resolve the root once, not every file: resolve() per file was half of a cached load.
+    base = root.resolve()
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        absolute = base if path == root else base / path.relative_to(root)
+        digest.update(f"{absolute}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
 
 
