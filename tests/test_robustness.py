@@ -180,7 +180,6 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def start_training(tmp_path, fer_folders, *extra):
     # Far more epochs than can finish: the signal must always land mid-run, never after the end.
-
     args = [sys.executable, "-m", "fercli", "train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=100_000), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
