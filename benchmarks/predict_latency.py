@@ -1,5 +1,7 @@
 """`fer predict <photo>` end to end (process start to exit) and its parts; batched faces/second.
 
+Both forms of the shipped model side by side: the ONNX export (the default) and the PyTorch checkpoint.
+
 Usage: python benchmarks/predict_latency.py [--photo examples/astronaut.jpg] [--runs 7]
 """
 
@@ -12,59 +14,59 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from common import ROOT, machine, median_time, print_table
+from fercli.shipped import default_checkpoint
 
 PARTS = r"""
 import json, sys, time
-t0 = time.perf_counter()
-import torch
 from pathlib import Path
-from fercli.checkpoint import default_checkpoint, load_model
-from fercli.predict import FaceDetector, Predictor
+t0 = time.perf_counter()
+from fercli.predict import FaceDetector, Predictor, load_classifier
 from fercli.images import read_image
+if sys.argv[2].endswith(".pt"):
+    import torch  # the PyTorch path pays for this import; count it with the imports
 t1 = time.perf_counter()
-loaded = load_model(default_checkpoint(), torch.device("cpu"))
+classifier = load_classifier(Path(sys.argv[2]))
 detector = FaceDetector()
 t2 = time.perf_counter()
 gray = read_image(Path(sys.argv[1]), gray=True)
 boxes = detector.detect(gray)
 t3 = time.perf_counter()
-predictor = Predictor(loaded, torch.device("cpu"), detector)
-result, _ = next(predictor.run([(sys.argv[1], "")]))
+result, _ = next(Predictor(classifier, detector).run([(sys.argv[1], "")]))
 t4 = time.perf_counter()
 print(json.dumps({"imports": t1 - t0, "model load": t2 - t1, "read + detect": t3 - t2, "crop + classify": t4 - t3}))
 """
 
 
-def end_to_end(photo: str, runs: int) -> list[float]:
+def end_to_end(photo: str, options: list[str], runs: int) -> list[float]:
     fer = shutil.which("fer") or f"{sys.executable} -m fercli"
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([*fer.split(), "predict", photo], check=True, capture_output=True)
+        subprocess.run([*fer.split(), "predict", photo, *options], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return times
 
 
-def parts(photo: str, runs: int) -> dict[str, float]:
-    samples = [json.loads(subprocess.run([sys.executable, "-c", PARTS, photo], check=True, capture_output=True,
+def parts(photo: str, model: str, runs: int) -> dict[str, float]:
+    samples = [json.loads(subprocess.run([sys.executable, "-c", PARTS, photo, model], check=True, capture_output=True,
                                          text=True).stdout) for _ in range(runs)]
     return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
 
 
-def faces_per_second(batch: int, repeats: int = 7) -> float:
+def faces_per_second(model: Path, batch: int, repeats: int = 7) -> float:
+    """The classifier alone (uint8 crops in, calibrated probabilities out), no detection."""
     import numpy as np
-    import torch
 
-    from fercli.checkpoint import default_checkpoint, load_model
-    from fercli.predict import Predictor
+    from fercli.predict import load_classifier
 
-    predictor = Predictor(load_model(default_checkpoint(), torch.device("cpu")), torch.device("cpu"), None)
+    classifier = load_classifier(model)
     crops = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
-    predictor.probabilities(crops)  # warm-up
+    classifier.probabilities(crops)  # warm-up
     calls = max(1, 256 // batch)
-    seconds = median_time(lambda: [predictor.probabilities(crops) for _ in range(calls)], repeats)
+    seconds = median_time(lambda: [classifier.probabilities(crops) for _ in range(calls)], repeats)
     return batch * calls / seconds
 
 
@@ -78,13 +80,18 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "fercli", "--help"], check=True, capture_output=True)
         help_times.append(time.perf_counter() - start)
-    e2e = end_to_end(args.photo, args.runs)
-    rows = [["fer --help", f"{statistics.median(help_times):.3f}"],
-            ["fer predict (end to end)", f"{statistics.median(e2e):.3f}"]]
-    rows += [[f"  {name}", f"{seconds:.3f}"] for name, seconds in parts(args.photo, args.runs).items()]
-    print_table(f"latency in seconds, median of {args.runs} runs ({machine()})", ["step", "seconds"], rows)
-    rates = [[batch, f"{faces_per_second(batch):,.0f}"] for batch in (1, 32, 256)]
-    print_table("default classifier throughput (48x48 crops, CPU)", ["batch", "faces/s"], rates)
+    models = {"onnx": default_checkpoint(".onnx"), "torch": default_checkpoint(".pt")}
+    options = {"onnx": [], "torch": ["-c", str(models["torch"])]}  # the default needs no option
+    e2e = {name: statistics.median(end_to_end(args.photo, options[name], args.runs)) for name in models}
+    split = {name: parts(args.photo, str(path), args.runs) for name, path in models.items()}
+    rows = [["fer --help", f"{statistics.median(help_times):.3f}", ""],
+            ["fer predict, end to end", f"{e2e['onnx']:.3f}", f"{e2e['torch']:.3f}"]]
+    rows += [[f"  {part}", f"{split['onnx'][part]:.3f}", f"{split['torch'][part]:.3f}"] for part in split["onnx"]]
+    title = f"latency in seconds, median of {args.runs} runs ({machine()})"
+    print_table(title, ["step", "default (.onnx)", "-c fer_vgg.pt"], rows)
+    print(f"end to end: the ONNX default is {e2e['torch'] / e2e['onnx']:.1f}x faster than the PyTorch checkpoint")
+    rates = [[batch, *(f"{faces_per_second(path, batch):,.0f}" for path in models.values())] for batch in (1, 32, 256)]
+    print_table("classifier throughput, faces/s (48x48 crops, CPU, median of 7)", ["batch", "onnxruntime", "torch"], rates)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from fercli.errors import CheckpointError
 from fercli.models import create_model
 
 FORMAT_VERSION = 1
-DEFAULT_CHECKPOINT = "fer_vgg.pt"
 REQUIRED_KEYS = ("format_version", "model", "state_dict", "classes", "preprocess")
 
 
@@ -106,11 +104,3 @@ def file_fingerprint(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:16]
-
-
-def default_checkpoint() -> Path:
-    """The shipped model, in an editable install and in an installed wheel alike."""
-    path = Path(str(resources.files("fercli.checkpoints") / DEFAULT_CHECKPOINT))
-    if not path.is_file():
-        raise CheckpointError(f"the shipped model {DEFAULT_CHECKPOINT} is missing from {path.parent}; reinstall fer or pass --checkpoint")
-    return path

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 app = typer.Typer(
-    help="Facial expression recognition: train, evaluate, visualize and predict.",
+    help="Facial expression recognition: train, evaluate, visualize, predict and export.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -128,6 +128,22 @@ def predict(
 
     code = run_predict(inputs, checkpoint, json_, save, overwrite, top_k, faces, min_face, no_detect, device)
     raise typer.Exit(code)
+
+
+@app.command()
+@friendly_errors
+def export(
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint to export (default: the shipped model).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write (default: the checkpoint's path with .onnx).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing output file.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Export a checkpoint to ONNX: fer predict -c model.onnx then runs without PyTorch and starts fast."""
+    from fercli.export import export_onnx
+    from fercli.shipped import default_checkpoint
+
+    source = checkpoint or default_checkpoint()
+    print(export_onnx(source, output or source.with_suffix(".onnx"), overwrite))
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fercli import console
-from fercli.checkpoint import LoadedModel, default_checkpoint, file_fingerprint, load_model
+from fercli.checkpoint import LoadedModel, file_fingerprint, load_model
 from fercli.config import DataConfig
 from fercli.data import Split, load_dataset
 from fercli.device import resolve_device
@@ -18,6 +18,7 @@ from fercli.inference import predict_logits
 from fercli.errors import DataError, InputError
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
 from fercli.runs import new_run_dir, write_text_atomic
+from fercli.shipped import default_checkpoint
 
 TTA_MODES = ("none", "flip", "tencrop")
 

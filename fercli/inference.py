@@ -1,12 +1,14 @@
-"""Batched inference on uint8 images, with optional test-time augmentation."""
+"""Batched PyTorch inference on uint8 images, with optional test-time augmentation."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fercli.augment import Preprocess, tta_views
+from fercli.checkpoint import LoadedModel
 
 
 @torch.inference_mode()
@@ -26,3 +28,17 @@ def predict_logits(model: nn.Module, images: torch.Tensor, pre: Preprocess, devi
     if not outputs:
         return torch.zeros((0, 0))
     return torch.cat(outputs)
+
+
+class TorchClassifier:
+    """uint8 face crops [N, S, S] -> calibrated probabilities [N, K] with a PyTorch checkpoint, on any device."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device):
+        self.loaded, self.device = loaded, device
+        self.classes, self.meta = loaded.classes, loaded.meta
+        self.image_size, self.channels = loaded.preprocess.image_size, loaded.preprocess.channels
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        images = torch.from_numpy(crops).unsqueeze(1)
+        logits = predict_logits(self.loaded.model, images, self.loaded.preprocess, self.device, batch_size=256)
+        return torch.softmax(logits / self.loaded.temperature, dim=1).numpy()

@@ -7,13 +7,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import Protocol
 
-from fercli.checkpoint import LoadedModel
-from fercli.inference import predict_logits
+import numpy as np
+
 from fercli.errors import CheckpointError, InputError
 from fercli.images import is_image_path, read_image, resize_square
+from fercli.shipped import default_checkpoint
 
 CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
 FACE_MARGIN = 0.1  # widen Haar boxes a little: FER-2013 crops include the chin and brows
@@ -95,12 +95,42 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np
     return resize_square(np.ascontiguousarray(crop), size)
 
 
+class FaceClassifier(Protocol):
+    classes: tuple[str, ...]
+    image_size: int
+    channels: int
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 face crops [N, S, S] -> calibrated probabilities [N, K]."""
+
+
+def load_classifier(checkpoint: Path | None, device_name: str = "auto") -> FaceClassifier:
+    """ONNX files run on onnxruntime (CPU, starts fast: no PyTorch import); .pt checkpoints on PyTorch.
+
+    The shipped model comes in both forms: ONNX by default, the .pt when a device is named.
+    """
+    on_cpu = device_name.strip().lower() in ("auto", "cpu")
+    path = checkpoint or default_checkpoint(".onnx" if on_cpu else ".pt")
+    if path.suffix.lower() == ".onnx":
+        if not on_cpu:
+            raise InputError(f"--device {device_name}: ONNX models run on the CPU; pass a .pt checkpoint to use {device_name}")
+        from fercli.onnx_model import OnnxClassifier
+
+        return OnnxClassifier(path)
+    from fercli.checkpoint import load_model
+    from fercli.device import resolve_device
+    from fercli.inference import TorchClassifier
+
+    device = resolve_device(device_name)
+    return TorchClassifier(load_model(path, device), device)
+
+
 class Predictor:
     """Turns image paths into ImageResults; faces from many images share one forward pass."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, detector: FaceDetector | None, batch_images: int = 64):
-        self.loaded, self.device, self.detector, self.batch_images = loaded, device, detector, batch_images
-        if loaded.preprocess.channels != 1:
+    def __init__(self, classifier: FaceClassifier, detector: FaceDetector | None, batch_images: int = 64):
+        self.classifier, self.detector, self.batch_images = classifier, detector, batch_images
+        if classifier.channels != 1:
             raise CheckpointError("fer predict supports gray (1-channel) models only")
 
     def run(self, items: list[tuple[str, str]]) -> Iterator[tuple[ImageResult, np.ndarray | None]]:
@@ -119,10 +149,10 @@ class Predictor:
         height, width = gray.shape
         if self.detector is None or max(height, width) <= CROP_SIDE:
             boxes = [(0, 0, width, height)]
-            crops = [resize_square(gray, self.loaded.preprocess.image_size)]
+            crops = [resize_square(gray, self.classifier.image_size)]
         else:
             boxes = self.detector.detect(gray)
-            crops = [crop_face(gray, box, self.loaded.preprocess.image_size) for box in boxes]
+            crops = [crop_face(gray, box, self.classifier.image_size) for box in boxes]
         status = "ok" if boxes else "no_face"
         return ImageResult(path, status, [Face(b) for b in boxes], size=(width, height)), gray, crops
 
@@ -130,15 +160,9 @@ class Predictor:
         flat = [c for per_image in crops for c in per_image]
         if not flat:
             return
-        probs = self.probabilities(np.stack(flat))
+        probs = self.classifier.probabilities(np.stack(flat))
         faces = [f for r in results for f in r.faces]
-        classes = self.loaded.classes
+        classes = self.classifier.classes
         for face, row in zip(faces, probs.tolist()):
             face.scores = {name: round(p, 4) for name, p in zip(classes, row)}
             face.label = classes[int(np.argmax(row))]
-
-    def probabilities(self, crops: np.ndarray) -> torch.Tensor:
-        """uint8 [N, H, W] face crops -> calibrated class probabilities [N, K]."""
-        images = torch.from_numpy(crops).unsqueeze(1)
-        logits = predict_logits(self.loaded.model, images, self.loaded.preprocess, self.device, batch_size=256)
-        return torch.softmax(logits / self.loaded.temperature, dim=1)

@@ -9,23 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from fercli import console
-from fercli.checkpoint import default_checkpoint, load_model
-from fercli.device import resolve_device
 from fercli.errors import InputError
 from fercli.images import IMAGE_SUFFIXES, read_image
-from fercli.predict import FaceDetector, ImageResult, Predictor, expand_inputs
+from fercli.predict import FaceDetector, ImageResult, Predictor, expand_inputs, load_classifier
 from fercli.runs import refuse_overwrite
 
 
 def run_predict(inputs: list[str], checkpoint: Path | None, as_json: bool, save: Path | None, overwrite: bool,
                 top_k: int, faces: str, min_face: int, no_detect: bool, device_name: str) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
-    device = resolve_device(device_name)
     items = expand_inputs(inputs)
     targets = plan_saves(items, save, overwrite)
-    loaded = load_model(checkpoint or default_checkpoint(), device)
+    classifier = load_classifier(checkpoint, device_name)
     detector = None if no_detect else FaceDetector(min_face, faces)
-    predictor = Predictor(loaded, device, detector)
+    predictor = Predictor(classifier, detector)
     failures = 0
     for result, _gray in predictor.run(items):
         failures += result.status == "error"

@@ -92,6 +92,6 @@ def test_glob_and_missing_inputs(tmp_path, trained_checkpoint):
 
 
 def test_shipped_model_is_found():
-    from fercli.checkpoint import default_checkpoint
+    from fercli.shipped import default_checkpoint
 
-    assert default_checkpoint().is_file()
+    assert default_checkpoint(".pt").is_file() and default_checkpoint(".onnx").is_file()

@@ -18,8 +18,9 @@ def test_canonical_splits_and_class_order():
 
 
 def test_shipped_model_beats_the_seed_on_privatetest():
-    from fercli.checkpoint import default_checkpoint, load_model
+    from fercli.checkpoint import load_model
     from fercli.inference import predict_logits
+    from fercli.shipped import default_checkpoint
 
     loaded = load_model(default_checkpoint(), torch.device("cpu"))
     test = load_dataset(DataConfig(root=str(SHARED_DATA))).splits["test"]
