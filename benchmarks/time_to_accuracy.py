@@ -20,7 +20,7 @@ def main() -> None:
     parser = data_arg(__doc__)
     parser.add_argument("--target", type=float, default=0.56)
     parser.add_argument("--config", default=str(ROOT / "configs" / "quick.yaml"))
-    parser.add_argument("--project", default="runs/benchmarks", help="where the run folder goes (kept for fer eval)")
+    parser.add_argument("--project", default=str(ROOT / "runs" / "benchmarks"), help="where the run folder goes (kept for fer eval)")
     args = parser.parse_args()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "fercli", "train", "--config", args.config, f"data.root={args.data}",
