@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from fercli.checkpoint import LoadedModel, file_fingerprint, load_model
 from fercli.config import DataConfig
 from fercli.data import Split, load_dataset
 from fercli.device import resolve_device
-from fercli.inference import predict_logits
 from fercli.errors import DataError, InputError
+from fercli.inference import predict_logits
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
+from fercli.models import count_parameters
 from fercli.runs import new_run_dir, write_text_atomic
 from fercli.shipped import default_checkpoint
 
@@ -71,7 +73,9 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
     paths, models = load_models(checkpoints, device)
     chosen, data_fingerprint = load_split(data, models, split)
     classes, labels = models[0].classes, chosen.labels.numpy()
+    start = time.perf_counter()
     logits = model_logits(models, chosen.images, device, tta, batch_size)
+    images_per_s = len(labels) / (time.perf_counter() - start)  # all models and TTA views, batched
     temperatures = [m.temperature for m in models]
     probs = average_probs(logits, temperatures)
     report = build_report(probs, labels, classes)
@@ -80,7 +84,8 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
         report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, device, "none", batch_size), labels)
     report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
                   data=str(data or models[0].meta["config"]["data"]["root"]), data_fingerprint=data_fingerprint,
-                  split=split, tta=tta, images=int(len(labels)), temperatures=temperatures)
+                  split=split, tta=tta, images=int(len(labels)), temperatures=temperatures,
+                  params=[count_parameters(m.model) for m in models], device=str(device), images_per_s=images_per_s)
     out_dir = new_run_dir("runs/eval", name)
     write_eval_files(report, probs, labels, classes, out_dir)
     if as_json:
@@ -120,11 +125,13 @@ def show_report(report: dict, classes, out_dir: Path) -> None:
     if "no_tta" in report:
         gain = m["accuracy"] - report["no_tta"]["accuracy"]
         rows.append([f"TTA {report['tta']} gain", f"{gain:+.2%} (no TTA {report['no_tta']['accuracy']:.2%})"])
+    rows.append(["parameters", " + ".join(f"{p:,}" for p in report["params"])])
+    rows.append(["speed", f"{report['images_per_s']:,.0f} images/s on {report['device']} (TTA {report['tta']})"])
     console.show(console.make_table(title, ["metric", "value"], rows))
     per_class = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for r in report["per_class"]]
     console.show(console.make_table("per class", ["class", "precision", "recall", "F1", "support"], per_class))
     matrix = [[name, *row] for name, row in zip(classes, report["confusion"])]
     console.show(console.make_table("confusion matrix (rows: true, columns: predicted)", ["true \\ pred", *classes], matrix))
     pairs = [[f"{p['true']} -> {p['pred']}", p["count"], f"{p['share_of_true']:.1%}"] for p in report["most_confused"]]
-    console.show(console.make_table("most confused", ["true -> predicted", "images", f"of true class"], pairs))
+    console.show(console.make_table("most confused", ["true -> predicted", "images", "of true class"], pairs))
     console.out.print(f"Results saved to {out_dir}", highlight=False)

@@ -49,7 +49,8 @@ def test_eval_writes_report_and_json(tmp_path, fer_folders, trained_checkpoint, 
     monkeypatch.chdir(tmp_path)
     result = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--split", "test", "--tta", "flip")
     assert result.exit_code == 0, result.output
-    for word in ("accuracy", "macro-F1", "ECE", "per class", "confusion matrix", "most confused", "TTA flip gain"):
+    for word in ("accuracy", "macro-F1", "ECE", "per class", "confusion matrix", "most confused", "TTA flip gain",
+                 "parameters", "images/s on"):
         assert word in result.stdout
     out_dir = tmp_path / "runs" / "eval" / "exp"
     expected = {"metrics.json", "per_class.csv", "confusion.csv", "confusion_matrix.png",
@@ -58,6 +59,9 @@ def test_eval_writes_report_and_json(tmp_path, fer_folders, trained_checkpoint, 
     as_json = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--json")
     report = json.loads(as_json.stdout)  # nothing but JSON on stdout
     assert report["images"] == 21 and 0 <= report["metrics"]["accuracy"] <= 1
+    assert report["params"] == [sum(t.numel() for k, t in torch.load(trained_checkpoint, weights_only=True)["state_dict"].items()
+                                    if "running" not in k and "num_batches" not in k)]
+    assert report["images_per_s"] > 0 and report["device"].split(":")[0] in ("cpu", "cuda", "mps")
     assert sum(map(sum, report["confusion"])) == 21
     assert (tmp_path / "runs" / "eval" / "exp-2").is_dir()
 
