@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import torch
@@ -19,11 +18,13 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_help_is_fast_and_lists_commands():
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "fercli", "--help"], capture_output=True, text=True, check=True).stdout
-    assert time.perf_counter() - start < 10  # generous: only catches torch being imported for --help
-    for command in ("train", "eval", "visualize", "predict"):
+def test_help_lists_commands_without_importing_torch():
+    """--help stays fast by importing nothing heavy (benchmarks/predict_latency.py times it)."""
+    code = ("import sys\nfrom fercli.cli import app\ntry:\n    app(['--help'], prog_name='fer')\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'cv2', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]"
+    for command in ("train", "eval", "visualize", "predict", "export"):
         assert command in out
 
 
