@@ -35,6 +35,25 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def matmul_gflops(repeats: int = 5, n: int = 2048) -> float:
+    """What this CPU sustains on the friendliest fp32 work there is: one large matrix product."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    return 2 * n**3 / median_time(lambda: a @ b, max(repeats, 5)) / 1e9
+
+
+def gflop_per_image(model: torch.nn.Module, input_size: int, backward: bool) -> float:
+    """FLOPs of one image (forward, or forward + backward), counted by PyTorch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(8, 1, input_size, input_size)
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+        if backward:
+            out.sum().backward()
+    return counter.get_total_flops() / 8 / 1e9
+
+
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:
     from fercli.console import make_table, show
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, machine, median_time, print_table
+from common import ROOT, gflop_per_image, machine, matmul_gflops, median_time, print_table
 from fercli.shipped import default_checkpoint
 
 PARTS = r"""
@@ -92,6 +92,20 @@ def main() -> None:
     print(f"end to end: the ONNX default is {e2e['torch'] / e2e['onnx']:.1f}x faster than the PyTorch checkpoint")
     rates = [[batch, *(f"{faces_per_second(path, batch):,.0f}" for path in models.values())] for batch in (1, 32, 256)]
     print_table("classifier throughput, faces/s (48x48 crops, CPU, median of 7)", ["batch", "onnxruntime", "torch"], rates)
+    print(compute_ceiling(models["torch"]))
+
+
+def compute_ceiling(checkpoint: Path) -> str:
+    """The most faces/s any fp32 engine could reach on this CPU with this model."""
+    import torch
+
+    from fercli.checkpoint import load_model
+
+    loaded = load_model(checkpoint, torch.device("cpu"))
+    gflop = gflop_per_image(loaded.model, loaded.preprocess.input_size, backward=False)
+    peak = matmul_gflops()
+    return (f"compute ceiling: {gflop:.3f} GFLOP per face; a 2048x2048 fp32 matmul sustains {peak:.0f} GFLOP/s here, "
+            f"so at most {peak / gflop:,.0f} faces/s")
 
 
 if __name__ == "__main__":

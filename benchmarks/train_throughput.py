@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from common import ROOT, data_arg, machine, median_time, print_table
+from common import ROOT, data_arg, gflop_per_image, machine, matmul_gflops, median_time, print_table
 from fercli.config import load_config
 from fercli.data import Split, load_dataset
 from fercli.engine import SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, train_one_epoch
@@ -97,21 +97,8 @@ def data_only_images_per_s(data_root: str, images: int, repeats: int) -> tuple[f
 
 
 def training_gflop_per_image(config: str, data_root: str, input_size: int) -> float:
-    """Forward + backward FLOPs of one training image, counted by PyTorch's FlopCounterMode."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     cfg = load_config(ROOT / "configs" / config, [f"data.root={data_root}"])
-    model, x = build_model(cfg, 7), torch.randn(8, 1, input_size, input_size)
-    with FlopCounterMode(display=False) as counter:
-        model(x).sum().backward()
-    return counter.get_total_flops() / 8 / 1e9
-
-
-def matmul_gflops(repeats: int, n: int = 2048) -> float:
-    """What this CPU sustains on the friendliest fp32 work there is: one large matrix product."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    return 2 * n**3 / median_time(lambda: a @ b, max(repeats, 5)) / 1e9
+    return gflop_per_image(build_model(cfg, 7), input_size, backward=True)
 
 
 def main() -> None:
