@@ -115,7 +115,7 @@ def visualize(
 @friendly_errors
 def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or globs.")],
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint (default: the shipped model).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint (PyTorch) or an .onnx export (onnxruntime, CPU). Default: the shipped model, as ONNX.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
     save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated image(s) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
