@@ -44,6 +44,8 @@ def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False) -> Path
         import onnxscript  # noqa: F401
     except ImportError:
         raise CheckpointError('fer export needs the ONNX exporter: pip install "fercli[export]"') from None
+    if checkpoint.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{checkpoint}: already an ONNX export; fer export takes a .pt checkpoint")
     refuse_overwrite(output, overwrite)
     loaded = load_model(checkpoint, torch.device("cpu"))
     pre = loaded.preprocess

@@ -50,6 +50,8 @@ def test_export_refuses_to_overwrite(exported, trained_checkpoint):
     before = exported.read_bytes()
     again = runner.invoke(app, ["export", "-c", str(trained_checkpoint), "-o", str(exported)])
     assert again.exit_code == 1 and "--overwrite" in again.stderr and exported.read_bytes() == before
+    twice = runner.invoke(app, ["export", "-c", str(exported), "-o", str(exported.with_name("again.onnx"))])
+    assert twice.exit_code == 1 and "already an ONNX export" in twice.stderr
 
 
 def test_predict_with_onnx_matches_predict_with_the_checkpoint(exported, trained_checkpoint):
