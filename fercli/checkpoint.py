@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from fercli import __version__
 from fercli.augment import Preprocess
 from fercli.errors import CheckpointError
 from fercli.models import create_model
+from fercli.runs import write_atomic
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "state_dict", "classes", "preprocess")
@@ -45,10 +45,7 @@ def build_checkpoint(model: nn.Module, model_name: str, model_args: dict, classe
 
 def save_checkpoint(payload: dict, path: Path) -> None:
     """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
 def read_checkpoint(path: str | Path) -> dict:

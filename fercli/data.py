@@ -19,6 +19,7 @@ import torch
 from fercli.config import DataConfig
 from fercli.errors import DataError, InputError
 from fercli.images import is_image_path, read_image, resize_square
+from fercli.runs import write_atomic
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # The challenge csv numbers classes in this order; folders sort alphabetically (FER_CLASSES).
@@ -218,7 +219,6 @@ def check_bad_images(dataset: Dataset, cfg: DataConfig, warn: Warn) -> Dataset:
 
 
 def write_cache(dataset: Dataset, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "classes": list(dataset.classes),
         "layout": dataset.layout,
@@ -226,9 +226,7 @@ def write_cache(dataset: Dataset, path: Path) -> None:
         "bad": list(dataset.bad),
         "splits": {k: {"images": s.images, "labels": s.labels, "sources": s.sources} for k, s in dataset.splits.items()},
     }
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
 def read_cache(path: Path) -> Dataset:

@@ -9,7 +9,6 @@ into the ONNX metadata, which makes the file self-describing like the checkpoint
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from fercli.augment import Preprocess, center_crop, normalize
 from fercli.checkpoint import file_fingerprint, load_model
 from fercli.errors import CheckpointError
 from fercli.onnx_model import ONNX_FORMAT_VERSION
-from fercli.runs import refuse_overwrite
+from fercli.runs import refuse_overwrite, write_atomic
 
 OPSET = 18
 
@@ -70,8 +69,5 @@ def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False) -> Path
     }
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    onnx.save(proto, tmp)
-    os.replace(tmp, output)
+    write_atomic(output, lambda tmp: onnx.save(proto, tmp))
     return output

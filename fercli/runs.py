@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -22,10 +23,16 @@ def new_run_dir(project: str | Path, name: str) -> Path:
             candidate = base / f"{name}-{n}"
 
 
-def write_text_atomic(text: str, path: Path) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` next to ``path``, then rename: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
+    write(tmp)
     os.replace(tmp, path)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_metrics_csv(rows: list[dict], path: Path) -> None:
