@@ -14,7 +14,7 @@ from torch import nn
 from fercli import __version__
 from fercli.augment import Preprocess
 from fercli.errors import CheckpointError
-from fercli.models import create_model
+from fercli.models import count_parameters, create_model
 from fercli.runs import write_atomic
 
 FORMAT_VERSION = 1
@@ -28,6 +28,19 @@ class LoadedModel:
     preprocess: Preprocess
     temperature: float
     meta: dict[str, Any]  # the whole checkpoint minus the weights
+
+    # The same face as onnx_model.OnnxClassifier, so eval and visualize take either.
+    @property
+    def image_size(self) -> int:
+        return self.preprocess.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.preprocess.channels
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
 
 
 def build_checkpoint(model: nn.Module, model_name: str, model_args: dict, classes, pre: Preprocess, **extra) -> dict:

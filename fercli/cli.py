@@ -137,16 +137,20 @@ def predict(
 @friendly_errors
 def export(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint to export (default: the shipped model).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write (default: the checkpoint's path with .onnx).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write (default: the checkpoint's path with .onnx, or _int8.onnx).")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Quantise to 8 bits (about 2x the faces/s on CPU); calibrates on training images.")] = False,
+    data: Annotated[Optional[str], typer.Option("--data", help="Training data for --int8 calibration (default: the checkpoint's training data).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing output file.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Export a checkpoint to ONNX: fer predict -c model.onnx then runs without PyTorch and starts fast."""
+    from fercli import console
     from fercli.export import export_onnx
     from fercli.shipped import default_checkpoint
 
     source = checkpoint or default_checkpoint()
-    print(export_onnx(source, output or source.with_suffix(".onnx"), overwrite))
+    default_output = source.with_name(source.stem + "_int8.onnx") if int8 else source.with_suffix(".onnx")
+    print(export_onnx(source, output or default_output, overwrite, int8, data, console.warn))
 
 
 def main() -> None:

@@ -16,32 +16,38 @@ from fercli.config import DataConfig
 from fercli.data import Split, load_dataset
 from fercli.device import resolve_device
 from fercli.errors import DataError, InputError
-from fercli.inference import predict_logits
+from fercli.inference import logits_of
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
-from fercli.models import count_parameters
+from fercli.onnx_model import OnnxClassifier
 from fercli.runs import new_run_dir, write_text_atomic
 from fercli.shipped import default_checkpoint
 
 TTA_MODES = ("none", "flip", "tencrop")
 
 
-def load_models(paths: list[Path] | None, device: torch.device) -> tuple[list[Path], list[LoadedModel]]:
+Model = LoadedModel | OnnxClassifier  # a .pt checkpoint on PyTorch, or an .onnx export on onnxruntime
+
+
+def load_one(path: Path, device: torch.device) -> Model:
+    return OnnxClassifier(path) if path.suffix.lower() == ".onnx" else load_model(path, device)
+
+
+def load_models(paths: list[Path] | None, device: torch.device) -> tuple[list[Path], list[Model]]:
     paths = list(paths or [default_checkpoint()])
-    models = [load_model(p, device) for p in paths]
+    models = [load_one(p, device) for p in paths]
     for path, loaded in zip(paths[1:], models[1:]):
         if loaded.classes != models[0].classes:
             raise InputError(f"{path}: classes {list(loaded.classes)} differ from {paths[0]}'s; an ensemble needs the same classes")
     return paths, models
 
 
-def load_split(data: str | None, models: list[LoadedModel], split: str, warn=console.warn) -> tuple[Split, str]:
+def load_split(data: str | None, models: list[Model], split: str, warn=console.warn) -> tuple[Split, str]:
     """The split, with labels re-indexed into the checkpoint's class order."""
     first = models[0]
     root = data or first.meta.get("config", {}).get("data", {}).get("root")
     if not root:
         raise DataError("no data given; pass --data PATH (a FER-2013 folder or csv, or class folders)")
-    pre = first.preprocess
-    cfg = DataConfig(root=root, image_size=pre.image_size, channels=pre.channels)
+    cfg = DataConfig(root=root, image_size=first.image_size, channels=first.channels)
     dataset = load_dataset(cfg, warn)
     chosen = dataset.split(split)
     unknown = [c for c in dataset.classes if c not in first.classes]
@@ -52,10 +58,10 @@ def load_split(data: str | None, models: list[LoadedModel], split: str, warn=con
     return replace(chosen, labels=remap[chosen.labels]), dataset.fingerprint
 
 
-def model_logits(models: list[LoadedModel], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> list[torch.Tensor]:
+def model_logits(models: list[Model], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> list[torch.Tensor]:
     if tta not in TTA_MODES:
         raise InputError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
-    return [predict_logits(m.model, images, m.preprocess, device, batch_size, tta) for m in models]
+    return [logits_of(m, images, device, batch_size, tta) for m in models]
 
 
 def average_probs(logits: list[torch.Tensor], temperatures: list[float]) -> np.ndarray:
@@ -63,7 +69,7 @@ def average_probs(logits: list[torch.Tensor], temperatures: list[float]) -> np.n
     return torch.stack([torch.softmax(z / t, dim=1) for z, t in zip(logits, temperatures)]).mean(0).numpy()
 
 
-def ensemble_probs(models: list[LoadedModel], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> np.ndarray:
+def ensemble_probs(models: list[Model], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> np.ndarray:
     return average_probs(model_logits(models, images, device, tta, batch_size), [m.temperature for m in models])
 
 
@@ -85,7 +91,7 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
     report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
                   data=str(data or models[0].meta["config"]["data"]["root"]), data_fingerprint=data_fingerprint,
                   split=split, tta=tta, images=int(len(labels)), temperatures=temperatures,
-                  params=[count_parameters(m.model) for m in models], device=str(device), images_per_s=images_per_s)
+                  params=[m.parameters for m in models], device=runs_on(models, device), images_per_s=images_per_s)
     out_dir = new_run_dir("runs/eval", name)
     write_eval_files(report, probs, labels, classes, out_dir)
     if as_json:
@@ -93,6 +99,13 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
     else:
         show_report(report, classes, out_dir)
     return report
+
+
+def runs_on(models: list[Model], device: torch.device) -> str:
+    onnx = sum(isinstance(m, OnnxClassifier) for m in models)
+    if onnx == len(models):
+        return "onnxruntime (CPU)"
+    return str(device) + (" + onnxruntime (CPU)" if onnx else "")
 
 
 def build_report(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> dict:
@@ -125,8 +138,8 @@ def show_report(report: dict, classes, out_dir: Path) -> None:
     if "no_tta" in report:
         gain = m["accuracy"] - report["no_tta"]["accuracy"]
         rows.append([f"TTA {report['tta']} gain", f"{gain:+.2%} (no TTA {report['no_tta']['accuracy']:.2%})"])
-    rows.append(["parameters", " + ".join(f"{p:,}" for p in report["params"])])
-    rows.append(["speed", f"{report['images_per_s']:,.0f} images/s on {report['device']} (TTA {report['tta']})"])
+    rows.append(["parameters", " + ".join("unknown" if p is None else f"{p:,}" for p in report["params"])])
+    rows.append(["speed", f"{report['images_per_s']:,.0f} images/s on {report['device']}, TTA {report['tta']}"])
     console.show(console.make_table(title, ["metric", "value"], rows))
     per_class = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for r in report["per_class"]]
     console.show(console.make_table("per class", ["class", "precision", "recall", "F1", "support"], per_class))

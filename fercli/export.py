@@ -12,13 +12,14 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from fercli import __version__
 from fercli.augment import Preprocess, center_crop, normalize
-from fercli.checkpoint import file_fingerprint, load_model
-from fercli.errors import CheckpointError
+from fercli.checkpoint import LoadedModel, file_fingerprint, load_model
+from fercli.errors import CheckpointError, DataError
 from fercli.onnx_model import ONNX_FORMAT_VERSION
 from fercli.runs import refuse_overwrite, write_atomic
 
@@ -37,7 +38,13 @@ class PixelsToProbabilities(nn.Module):
         return torch.softmax(self.model(x) / self.temperature, dim=1)
 
 
-def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False) -> Path:
+CALIBRATION_IMAGES = 512  # training images that set the int8 activation ranges; more changed nothing measurable
+
+
+def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False, int8: bool = False, data: str | None = None,
+                warn=lambda _message: None) -> Path:
+    """Write ``output``; with ``int8``, weights and activations of the convolutions and the linear layer are
+    quantised to 8 bits, their ranges set on training images from ``data`` (default: the checkpoint's data)."""
     try:
         import onnx  # the exporter needs onnx and onnxscript; fer predict needs only onnxruntime
         import onnxscript  # noqa: F401
@@ -47,6 +54,20 @@ def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False) -> Path
         raise CheckpointError(f"{checkpoint}: already an ONNX export; fer export takes a .pt checkpoint")
     refuse_overwrite(output, overwrite)
     loaded = load_model(checkpoint, torch.device("cpu"))
+    proto = trace_to_onnx(loaded)
+    metadata = fer_metadata(loaded, checkpoint)
+    if int8:
+        images, source = calibration_images(loaded, data, warn)
+        proto = quantize_int8(proto, images)
+        metadata["quantization"] = (f"int8 static: QDQ, per-channel int8 weights, uint8 activations, reduce_range; "
+                                    f"ranges from {len(images)} training images of {source}")
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    write_atomic(output, lambda tmp: onnx.save(proto, tmp))
+    return output
+
+
+def trace_to_onnx(loaded: LoadedModel):
     pre = loaded.preprocess
     wrapper = PixelsToProbabilities(loaded.model, pre, loaded.temperature).eval()
     example = torch.full((2, pre.channels, pre.image_size, pre.image_size), 128.0)
@@ -55,19 +76,71 @@ def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False) -> Path
         program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False, opset_version=OPSET,
                                     input_names=["pixels"], output_names=["probabilities"],
                                     dynamic_shapes=({0: torch.export.Dim("faces")},))
-    proto = program.model_proto
-    metadata = {
+    return program.model_proto
+
+
+def fer_metadata(loaded: LoadedModel, checkpoint: Path) -> dict[str, str]:
+    pre = loaded.preprocess
+    return {
         "fer_onnx_format": ONNX_FORMAT_VERSION,
         "fer_version": __version__,
         "classes": json.dumps(list(loaded.classes)),
         "image_size": str(pre.image_size),
         "channels": str(pre.channels),
         "model": json.dumps(loaded.meta["model"]),
+        "parameters": str(loaded.parameters),
         "temperature": repr(loaded.temperature),
         "source_checkpoint": checkpoint.name,
         "source_sha256": file_fingerprint(checkpoint),
     }
-    for key, value in metadata.items():
-        proto.metadata_props.add(key=key, value=value)
-    write_atomic(output, lambda tmp: onnx.save(proto, tmp))
-    return output
+
+
+def calibration_images(loaded: LoadedModel, data: str | None, warn) -> tuple[np.ndarray, str]:
+    """A seeded sample of the training split as float pixels [N, C, S, S], the graph's input."""
+    from fercli.config import DataConfig
+    from fercli.data import load_dataset
+
+    root = data or loaded.meta.get("config", {}).get("data", {}).get("root")
+    if not root:
+        raise DataError("--int8 needs training images to calibrate on; pass --data PATH")
+    dataset = load_dataset(DataConfig(root=root, image_size=loaded.image_size, channels=loaded.channels), warn)
+    train = dataset.splits["train"]
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
+    return train.images[pick].float().numpy(), root
+
+
+def quantize_int8(proto, images: np.ndarray, batch: int = 64):
+    """Static int8 quantisation with onnxruntime's tools.
+
+    Only Conv and Gemm/MatMul are quantised: they are the arithmetic; the pixel standardisation and the
+    softmax stay float. reduce_range (7-bit weights) keeps AVX2 CPUs without VNNI from saturating their
+    16-bit intermediate sums, which cost 1.7 points of accuracy when every op was quantised at full range.
+    """
+    import logging
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(images[i : i + batch] for i in range(0, len(images), batch))
+
+        def get_next(self):
+            pixels = next(self.batches, None)
+            return None if pixels is None else {"pixels": pixels}
+
+    root_logger, level = logging.getLogger(), logging.getLogger().level
+    root_logger.setLevel(logging.ERROR)  # the quantiser logs its advice at WARNING on the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32, prepared, quantized = (Path(tmp) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
+            onnx.save(proto, fp32)
+            quant_pre_process(str(fp32), str(prepared))
+            quantize_static(str(prepared), str(quantized), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+            return onnx.load(str(quantized))
+    finally:
+        root_logger.setLevel(level)

@@ -100,3 +100,52 @@ def test_bad_onnx_files_get_one_line(tmp_path, exported):
 
     result = runner.invoke(app, ["predict", str(EXAMPLES / "astronaut.jpg"), "-c", str(exported), "--device", "cuda"])
     assert result.exit_code != 0 and "ONNX models run on the CPU" in result.stderr
+
+
+def eval_json(monkeypatch, tmp_path, model: Path, data: Path, *options: str) -> dict:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["eval", "-c", str(model), "--data", str(data), "--split", "val", "--json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_eval_of_an_export_matches_its_checkpoint(exported, trained_checkpoint, fer_folders, tmp_path, monkeypatch):
+    for tta in ("none", "flip"):
+        from_onnx = eval_json(monkeypatch, tmp_path, exported, fer_folders, "--tta", tta)
+        from_torch = eval_json(monkeypatch, tmp_path, trained_checkpoint, fer_folders, "--tta", tta)
+        assert from_onnx["confusion"] == from_torch["confusion"] and from_onnx["params"] == from_torch["params"]
+        for report in ("metrics", "uncalibrated"):  # the temperature inside the graph is undone for "uncalibrated"
+            assert from_onnx[report]["nll"] == pytest.approx(from_torch[report]["nll"], abs=1e-4)
+            assert from_onnx[report]["ece"] == pytest.approx(from_torch[report]["ece"], abs=1e-4)
+    assert from_onnx["device"] == "onnxruntime (CPU)"
+
+
+def test_eval_of_an_export_refuses_tencrop(exported, fer_folders, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["eval", "-c", str(exported), "--data", str(fer_folders), "--tta", "tencrop"])
+    assert result.exit_code == 1 and "--tta tencrop needs the .pt checkpoint" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "runs" / "eval").exists()
+
+
+def test_int8_export_is_quantised_and_close_to_float(exported, trained_checkpoint, fer_folders, tmp_path):
+    result = runner.invoke(app, ["export", "-c", str(trained_checkpoint), "--int8", "--data", str(fer_folders)])
+    assert result.exit_code == 0, result.output
+    int8 = Path(result.stdout.strip())
+    assert int8 == trained_checkpoint.with_name("best_int8.onnx")
+
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    quantized, floating = OnnxClassifier(int8), OnnxClassifier(exported)
+    assert "int8" in quantized.meta["quantization"] and quantized.classes == floating.classes
+    assert quantized.meta["source_sha256"] == file_fingerprint(trained_checkpoint)
+    crops = random_crops(64)
+    np.testing.assert_allclose(quantized.probabilities(crops), floating.probabilities(crops), atol=0.05)
+
+
+def test_int8_export_without_calibration_data_is_one_line(trained_checkpoint, tmp_path):
+    missing = tmp_path / "nowhere"
+    result = runner.invoke(app, ["export", "-c", str(trained_checkpoint), "--int8", "--data", str(missing)])
+    assert result.exit_code != 0 and str(missing) in result.stderr and "Traceback" not in result.output
+    assert not trained_checkpoint.with_name("best_int8.onnx").exists()
