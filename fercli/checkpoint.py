@@ -106,6 +106,11 @@ def load_model(path: str | Path, device: torch.device) -> LoadedModel:
     return LoadedModel(model, tuple(payload["classes"]), pre, float(payload.get("temperature", 1.0)), meta)
 
 
+def training_data_root(meta: dict[str, Any]) -> str | None:
+    """Where the model's training data was, from its resolved config (ONNX exports carry none)."""
+    return meta.get("config", {}).get("data", {}).get("root")
+
+
 def file_fingerprint(path: str | Path) -> str:
     import hashlib
 

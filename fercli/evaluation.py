@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fercli import console
-from fercli.checkpoint import LoadedModel, file_fingerprint, load_model
+from fercli.checkpoint import LoadedModel, file_fingerprint, load_model, training_data_root
 from fercli.config import DataConfig
 from fercli.data import Split, load_dataset
 from fercli.device import resolve_device
@@ -44,7 +44,7 @@ def load_models(paths: list[Path] | None, device: torch.device) -> tuple[list[Pa
 def load_split(data: str | None, models: list[Model], split: str, warn=console.warn) -> tuple[Split, str]:
     """The split, with labels re-indexed into the checkpoint's class order."""
     first = models[0]
-    root = data or first.meta.get("config", {}).get("data", {}).get("root")
+    root = data or training_data_root(first.meta)
     if not root:
         raise DataError("no data given; pass --data PATH (a FER-2013 folder or csv, or class folders)")
     cfg = DataConfig(root=root, image_size=first.image_size, channels=first.channels)
@@ -89,7 +89,7 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
     if tta != "none":
         report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, device, "none", batch_size), labels)
     report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
-                  data=str(data or models[0].meta["config"]["data"]["root"]), data_fingerprint=data_fingerprint,
+                  data=str(data or training_data_root(models[0].meta)), data_fingerprint=data_fingerprint,
                   split=split, tta=tta, images=int(len(labels)), temperatures=temperatures,
                   params=[m.parameters for m in models], device=runs_on(models, device), images_per_s=images_per_s)
     out_dir = new_run_dir("runs/eval", name)

@@ -18,7 +18,7 @@ from torch import nn
 
 from fercli import __version__
 from fercli.augment import Preprocess, center_crop, normalize
-from fercli.checkpoint import LoadedModel, file_fingerprint, load_model
+from fercli.checkpoint import LoadedModel, file_fingerprint, load_model, training_data_root
 from fercli.errors import CheckpointError, DataError
 from fercli.onnx_model import ONNX_FORMAT_VERSION
 from fercli.runs import refuse_overwrite, write_atomic
@@ -100,7 +100,7 @@ def calibration_images(loaded: LoadedModel, data: str | None, warn) -> tuple[np.
     from fercli.config import DataConfig
     from fercli.data import load_dataset
 
-    root = data or loaded.meta.get("config", {}).get("data", {}).get("root")
+    root = data or training_data_root(loaded.meta)
     if not root:
         raise DataError("--int8 needs training images to calibrate on; pass --data PATH")
     dataset = load_dataset(DataConfig(root=root, image_size=loaded.image_size, channels=loaded.channels), warn)
