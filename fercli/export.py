@@ -38,7 +38,7 @@ class PixelsToProbabilities(nn.Module):
         return torch.softmax(self.model(x) / self.temperature, dim=1)
 
 
-CALIBRATION_IMAGES = 512  # training images that set the int8 activation ranges; more changed nothing measurable
+CALIBRATION_IMAGES = 512  # training images that set the int8 activation ranges (a seeded sample)
 
 
 def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False, int8: bool = False, data: str | None = None,
@@ -113,8 +113,9 @@ def quantize_int8(proto, images: np.ndarray, batch: int = 64):
     """Static int8 quantisation with onnxruntime's tools.
 
     Only Conv and Gemm/MatMul are quantised: they are the arithmetic; the pixel standardisation and the
-    softmax stay float. reduce_range (7-bit weights) keeps AVX2 CPUs without VNNI from saturating their
-    16-bit intermediate sums, which cost 1.7 points of accuracy when every op was quantised at full range.
+    softmax stay float. reduce_range (7-bit weights) keeps the u8 x s8 kernels of AVX2 CPUs without VNNI
+    from saturating their 16-bit intermediate sums. On the shipped model this cost 0.11 points of
+    PublicTest accuracy (67.48% -> 67.37%); an earlier trial that quantised every op lost 1.7.
     """
     import logging
     import tempfile
