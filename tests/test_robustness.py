@@ -182,7 +182,10 @@ def start_training(tmp_path, fer_folders, *extra):
     # Far more epochs than can finish: the signal must always land mid-run, never after the end.
     args = [sys.executable, "-m", "fercli", "train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=100_000), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A shell that runs pytest in the background (`nohup pytest &`, some CI runners) hands its children an
+    # ignored SIGINT, and Python then installs no KeyboardInterrupt handler; a terminal's Ctrl-C never is.
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_epochs(run_dir: Path, epochs: int, timeout: float = 120) -> None:
