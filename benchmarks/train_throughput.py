@@ -33,8 +33,6 @@ def fer_pass(config: str, images: int, data_root: str, extra: list[str] = ()):
     if cfg.runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, criterion = build_optimizer(cfg, model), build_criterion(cfg, train, torch.device("cpu"))
-    if cfg.runtime.compile:
-        model = torch.compile(model)  # as engine.fit does; compiled during the warm-up pass
     pre = build_preprocess(cfg, train)
     epochs = iter(range(10**6))
     return lambda: train_one_epoch(model, subset, pre, cfg, optimizer, criterion, torch.device("cpu"), next(epochs),
@@ -112,11 +110,7 @@ def main() -> None:
     peak = matmul_gflops(args.repeats)
     pipelines = {"seed: ImageFolder + PIL + DataLoader": (16, None),
                  "fer, batch 16, NCHW": (16, ["train.batch_size=16", "runtime.channels_last=false"]),
-                 "fer, batch 16, NCHW, compiled": (16, ["train.batch_size=16", "runtime.channels_last=false",
-                                                        "runtime.compile=true"]),
-                 "fer, batch 64, channels_last": (64, ["train.batch_size=64", "runtime.channels_last=true"]),
-                 "fer, batch 64, channels_last, compiled": (64, ["train.batch_size=64", "runtime.channels_last=true",
-                                                                 "runtime.compile=true"])}
+                 "fer, batch 64, channels_last": (64, ["train.batch_size=64", "runtime.channels_last=true"])}
     for label, config, side in (("seed_cnn", "seed.yaml", 48), ("default (vgg)", "fer2013.yaml", 40)):
         passes = {name: seed_pass(config, args.images, args.data) if extra is None else
                   fer_pass(config, args.images, args.data, extra) for name, (_, extra) in pipelines.items()}

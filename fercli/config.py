@@ -80,7 +80,6 @@ class RuntimeConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     channels_last: bool = True
     amp: bool = True  # bf16/fp16 autocast on CUDA only
-    compile: bool = False  # torch.compile the model: ~1.2x training images/s on a CPU, after ~1 min compiling
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import torch
 
-from fercli.errors import ConfigError, InputError
+from fercli.errors import InputError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -33,14 +30,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise InputError(f"--device {name!r}: unknown device (use auto, cpu, cuda, cuda:N or mps)")
-
-
-def check_compiler(device: torch.device) -> None:
-    """torch.compile builds C++ kernels for the CPU: say what is missing before training, not mid-run."""
-    compilers = (os.environ.get("CXX", ""), "g++", "clang++", "c++")
-    if device.type == "cpu" and not any(shutil.which(c) for c in compilers if c):
-        raise ConfigError("runtime.compile=true needs a C++ compiler (g++ or clang++) on PATH to train on the CPU; "
-                          "install one or leave runtime.compile off")
 
 
 def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:

@@ -66,10 +66,6 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
     if resume is not None:
         state = restore(resume, net, optimizer)
     model = wrap_model(net, ddp, device)  # same parameters as net; DDP averages their gradients
-    if cfg.runtime.compile:
-        # Only the training forward/backward: evaluation and checkpoints use the plain net (same parameters),
-        # so checkpoints hold ordinary state-dict keys.
-        model = torch.compile(model)
     teacher = load_teachers(cfg.train.teacher, device)
     criterion = build_criterion(cfg, data.splits["train"], device)
     reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": str(device),

@@ -11,7 +11,7 @@ from fercli import console
 from fercli.checkpoint import read_checkpoint
 from fercli.config import Config, config_from_dict, load_config, parse_override, save_config, set_dotted
 from fercli.data import load_dataset
-from fercli.device import check_compiler, resolve_device
+from fercli.device import resolve_device
 from fercli.distributed import broadcast, init_distributed, shutdown
 from fercli.engine import SilentReporter, build_model, build_optimizer, fit, lr_factor
 from fercli.errors import ConfigError
@@ -34,7 +34,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_dataset(cfg.data, warn=console.warn)
-    check_recipe(cfg, len(data.classes), device)
+    check_recipe(cfg, len(data.classes))
     if resume is None and ddp.is_main:
         run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
     run_dir = broadcast(run_dir if ddp.is_main else None, ddp)
@@ -57,13 +57,11 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     return run_dir
 
 
-def check_recipe(cfg: Config, num_classes: int, device: torch.device) -> None:
-    """Fail on a bad model, optimizer or schedule name, or a compile without a compiler, before a run folder exists."""
+def check_recipe(cfg: Config, num_classes: int) -> None:
+    """Fail on a bad model, optimizer or schedule name before a run folder exists."""
     model = build_model(cfg, num_classes)
     build_optimizer(cfg, model)
     lr_factor(cfg, 0.0)
-    if cfg.runtime.compile:
-        check_compiler(device)
 
 
 def prepare_resume(resume: Path, overrides: list[str]) -> tuple[Config, Path, dict]:

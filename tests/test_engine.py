@@ -106,29 +106,3 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path, fer_folders, trained_c
     _, taught = train(taught_cfg, tmp_path / "runs", "taught")
     # Same seed and data: only the teacher's soft targets can change the loss.
     assert taught.history[0]["train_loss"] != plain.history[0]["train_loss"]
-
-
-@pytest.mark.slow
-def test_compiled_training_matches_eager(tmp_path, fer_folders):
-    """runtime.compile changes speed, not the result: same seeds, same weights (to float rounding)."""
-    base = tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["train.calibrate=false"]
-    eager_dir, _ = train(load_config(None, base), tmp_path / "runs", "eager")
-    compiled_dir, _ = train(load_config(None, base + ["runtime.compile=true"]), tmp_path / "runs", "compiled")
-    eager = torch.load(eager_dir / "last.pt", weights_only=True)["state_dict"]
-    compiled = torch.load(compiled_dir / "last.pt", weights_only=True)["state_dict"]
-    assert eager.keys() == compiled.keys()  # plain keys: no torch.compile "_orig_mod." prefix in checkpoints
-    for key in eager:
-        torch.testing.assert_close(compiled[key], eager[key], atol=1e-4, rtol=1e-3)
-
-
-def test_compile_without_a_compiler_is_one_line(tmp_path, fer_folders, monkeypatch):
-    from typer.testing import CliRunner
-
-    from fercli.cli import app
-
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.delenv("CXX", raising=False)
-    overrides = tiny_overrides(fer_folders, tmp_path / "runs") + ["runtime.compile=true"]
-    result = CliRunner().invoke(app, ["train", *overrides, "--device", "cpu"])
-    assert result.exit_code == 2 and "needs a C++ compiler" in result.stderr and "Traceback" not in result.output
-    assert not (tmp_path / "runs").exists()  # stopped before a run folder was made
