@@ -50,7 +50,7 @@ def onnx_logits(model: OnnxClassifier, images: torch.Tensor, tta: str = "none") 
 
 
 def logits_of(model: LoadedModel | OnnxClassifier, images: torch.Tensor, device, batch_size: int = 512,
-                 tta: str = "none") -> torch.Tensor:
+              tta: str = "none") -> torch.Tensor:
     """Logits [N, K] from a PyTorch checkpoint (on ``device``) or an ONNX export (onnxruntime, CPU)."""
     if isinstance(model, OnnxClassifier):
         return onnx_logits(model, images, tta)

@@ -33,7 +33,7 @@ class OnnxClassifier:
         self.meta, self.batch_size = dict(meta), batch_size
         # The graph applies the temperature itself; eval needs it to recover the uncalibrated probabilities.
         self.temperature = float(meta.get("temperature", "1.0"))
-        self.parameters = int(meta["parameters"]) if "parameters" in meta else None  # exports before 0.1.1 lack it
+        self.parameters = int(meta["parameters"]) if "parameters" in meta else None  # older exports (the shipped .onnx) lack it
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         pixels = crops.astype(np.float32)[:, None]
