@@ -8,26 +8,12 @@ one masked fill. No per-image Python, no PIL, no DataLoader workers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from fercli.config import AugmentConfig
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """What a model expects; stored in every checkpoint so inference never guesses."""
-
-    image_size: int  # stored image side (e.g. 48)
-    input_size: int  # model input side (the centre crop at eval time)
-    channels: int
-    mean: float
-    std: float
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
+from fercli.preprocess import Preprocess
 
 
 def normalize(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:

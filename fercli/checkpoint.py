@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from fercli import __version__
-from fercli.augment import Preprocess
+from fercli.preprocess import Preprocess
 from fercli.errors import CheckpointError
 from fercli.models import count_parameters, create_model
 from fercli.runs import write_atomic

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fercli.data import CSV_CLASSES, USAGE_SPLITS
 from fercli.errors import DataError
 from fercli.images import resize_square
+
+# The challenge csv numbers classes in this order; fer uses the alphabetical folder order.
+CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# The same three words name FER-2013's splits in the csv's Usage column and in the Kaggle file-name prefixes.
+SPLIT_NAMES = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
 def read_csv_splits(files: list[Path], size: int, channels: int, classes: tuple[str, ...]):
@@ -43,7 +47,7 @@ def read_csv_splits(files: list[Path], size: int, channels: int, classes: tuple[
             except ValueError as exc:
                 bad.append(f"{source}: {exc}")
                 continue
-            split = USAGE_SPLITS.get(usage.strip(), default_split)
+            split = SPLIT_NAMES.get(usage.strip(), default_split)
             images, labels, sources = groups[split]
             images.append(image)
             labels.append(int(csv_to_ours[label]))

@@ -17,16 +17,12 @@ import numpy as np
 import torch
 
 from fercli.config import DataConfig
+from fercli.csvdata import SPLIT_NAMES, read_csv_splits
 from fercli.errors import DataError, InputError
 from fercli.images import is_image_path, read_image, resize_square
 from fercli.runs import write_atomic
 
-FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
-# The challenge csv numbers classes in this order; folders sort alphabetically (FER_CLASSES).
-CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-# The same three words name FER-2013's splits in file-name prefixes and in the csv's Usage column.
-SPLIT_PREFIXES = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
-USAGE_SPLITS = SPLIT_PREFIXES
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # folders sort alphabetically
 CACHE_VERSION = "1"
 
 
@@ -115,8 +111,6 @@ def resolve_cache_dir(cfg: DataConfig) -> Path:
 
 def decode_dataset(root: Path, layout: str, files: list[Path], cfg: DataConfig, fingerprint: str) -> Dataset:
     if layout == "csv":
-        from fercli.csvdata import read_csv_splits
-
         classes = FER_CLASSES
         raw, bad = read_csv_splits(files, cfg.image_size, cfg.channels, classes)
     else:
@@ -151,8 +145,8 @@ def class_of(path: Path, root: Path, layout: str) -> str:
 
 def split_of(path: Path, root: Path, layout: str) -> str:
     prefix = path.name.split("_", 1)[0]
-    if prefix in SPLIT_PREFIXES:
-        return SPLIT_PREFIXES[prefix]
+    if prefix in SPLIT_NAMES:
+        return SPLIT_NAMES[prefix]
     if layout == "fer-folders":
         return "test" if path.relative_to(root).parts[0] == "test" else "train"
     return "train"

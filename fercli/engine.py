@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.augment import Preprocess, augment_batch, mixup
+from fercli.augment import augment_batch, mixup
 from fercli.calibration import calibrate_best
 from fercli.checkpoint import build_checkpoint, load_model, save_checkpoint
 from fercli.config import Config, config_to_dict
@@ -23,6 +23,7 @@ from fercli.distributed import Distributed, wrap_model
 from fercli.errors import ConfigError
 from fercli.inference import predict_logits
 from fercli.models import count_parameters, create_model
+from fercli.preprocess import Preprocess
 from fercli.runs import write_metrics_csv
 
 

@@ -1,168 +1,89 @@
-"""Inference on photos: find faces with OpenCV's Haar cascade, crop them, classify them in batches."""
+"""``fer predict``: expand inputs, run the Predictor, print tables or JSON lines, save annotated images."""
 
 from __future__ import annotations
 
-import glob
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+import json
+import sys
 from pathlib import Path
-
-from typing import Protocol
 
 import numpy as np
 
-from fercli.errors import CheckpointError, InputError
-from fercli.images import is_image_path, read_image, resize_square
-from fercli.shipped import default_checkpoint
-
-CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
-FACE_MARGIN = 0.1  # widen Haar boxes a little: FER-2013 crops include the chin and brows
-
-
-@dataclass
-class Face:
-    box: tuple[int, int, int, int]  # x, y, width, height in the original image
-    label: str = ""
-    scores: dict[str, float] = field(default_factory=dict)
+from fercli import console
+from fercli.errors import InputError
+from fercli.images import IMAGE_SUFFIXES, read_image
+from fercli.predict import FaceDetector, ImageResult, Predictor, expand_inputs, load_classifier
+from fercli.runs import refuse_overwrite
 
 
-@dataclass
-class ImageResult:
-    path: str
-    status: str  # ok | no_face | error
-    faces: list[Face] = field(default_factory=list)
-    error: str = ""
-    size: tuple[int, int] = (0, 0)  # width, height
-
-    def to_json(self) -> dict:
-        record = {"path": self.path, "status": self.status, "size": list(self.size),
-                  "faces": [{"box": list(f.box), "label": f.label, "scores": f.scores} for f in self.faces]}
-        if self.error:
-            record["error"] = self.error
-        return record
-
-
-def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
-    """Files, folders (recursive) and globs -> [(path, error or "")], in a stable order."""
-    found: list[tuple[str, str]] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
-            found += [(str(p), "") for p in images] or [(item, "folder holds no images (.jpg, .png, .bmp, .webp)")]
-        elif path.exists():
-            found.append((item, ""))
-        elif any(ch in item for ch in "*?["):
-            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            found += [(p, "") for p in matches] or [(item, "pattern matches no files")]
+def run_predict(inputs: list[str], checkpoint: Path | None, as_json: bool, save: Path | None, overwrite: bool,
+                top_k: int, faces: str, min_face: int, no_detect: bool, device_name: str) -> int:
+    """Returns the exit code: 0 when every input was read, 1 when any could not be."""
+    items = expand_inputs(inputs)
+    targets = plan_saves(items, save, overwrite)
+    classifier = load_classifier(checkpoint, device_name)
+    detector = None if no_detect else FaceDetector(min_face, faces)
+    predictor = Predictor(classifier, detector)
+    failures = 0
+    for result, _gray in predictor.run(items):
+        failures += result.status == "error"
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_json()) + "\n")
         else:
-            found.append((item, "no such file or folder"))
-    return found
+            show_result(result, top_k)
+        if targets and result.status != "error":
+            saved = save_annotated(result, targets[result.path])
+            console.info(f"saved {saved}")
+    if failures and not as_json:
+        console.warn(f"{failures} of {len(items)} input(s) could not be read")
+    return 1 if failures else 0
 
 
-class FaceDetector:
-    def __init__(self, min_face: int = 40, mode: str = "all"):
-        import cv2
-
-        if mode not in ("all", "largest"):
-            raise InputError(f"--faces {mode!r}: use all or largest")
-        xml = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / "haarcascade_frontalface_default.xml"
-        if not hasattr(cv2, "CascadeClassifier") or not xml.is_file():
-            raise InputError("this OpenCV has no Haar cascade; install opencv-python-headless<5 (or use --no-detect)")
-        self.cascade = cv2.CascadeClassifier(str(xml))
-        self.min_face, self.mode = min_face, mode
-
-    def detect(self, gray: np.ndarray) -> list[tuple[int, int, int, int]]:
-        import cv2
-
-        boxes = self.cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5,
-                                              minSize=(self.min_face, self.min_face))
-        boxes = [tuple(int(v) for v in b) for b in boxes]
-        if self.mode == "largest" and boxes:
-            return [max(boxes, key=lambda b: b[2] * b[3])]
-        return sorted(boxes, key=lambda b: (b[0], b[1]))  # left to right: a stable, readable order
+def show_result(result: ImageResult, top_k: int) -> None:
+    if result.status == "error":
+        console.error(f"{result.path}: {result.error}")
+        return
+    if result.status == "no_face":
+        console.out.print(f"{result.path}: no face found (try --min-face 20, or --no-detect for face crops)", highlight=False)
+        return
+    rows = []
+    for i, face in enumerate(result.faces, start=1):
+        ranked = sorted(face.scores.items(), key=lambda kv: -kv[1])[:top_k]
+        rows.append([i, "{},{} {}x{}".format(*face.box), *[f"{name} {p:.0%}" for name, p in ranked]])
+    columns = ["face", "box (x,y w×h)", "emotion"] + [f"#{k}" for k in range(2, min(top_k, len(result.faces[0].scores)) + 1)]
+    console.show(console.make_table(result.path, columns, rows))
 
 
-def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """Square crop around ``box`` widened by FACE_MARGIN, edge-padded where it leaves the image."""
-    x, y, w, h = box
-    side = int(round(max(w, h) * (1 + 2 * FACE_MARGIN)))
-    cx, cy = x + w / 2, y + h / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    pad = max(0, -left, -top, left + side - gray.shape[1], top + side - gray.shape[0])
-    padded = np.pad(gray, pad, mode="edge") if pad else gray
-    crop = padded[top + pad : top + pad + side, left + pad : left + pad + side]
-    return resize_square(np.ascontiguousarray(crop), size)
+def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool) -> dict[str, Path]:
+    """Where each annotated image goes; refuses, before any work, to overwrite unless asked."""
+    if save is None:
+        return {}
+    readable = [path for path, error in items if not error]
+    as_file = save.suffix.lower() in IMAGE_SUFFIXES and not save.is_dir()
+    if as_file and len(readable) > 1:
+        raise InputError(f"--save {save}: {len(readable)} inputs need a folder, not one file")
+    targets = {p: save if as_file else save / f"{Path(p).stem}_fer.jpg" for p in readable}
+    for target in targets.values():
+        refuse_overwrite(target, overwrite)
+    return targets
 
 
-class FaceClassifier(Protocol):
-    classes: tuple[str, ...]
-    image_size: int
-    channels: int
+def save_annotated(result: ImageResult, target: Path) -> Path:
+    import cv2
 
-    def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """uint8 face crops [N, S, S] -> calibrated probabilities [N, K]."""
-
-
-def load_classifier(checkpoint: Path | None, device_name: str = "auto") -> FaceClassifier:
-    """ONNX files run on onnxruntime (CPU, starts fast: no PyTorch import); .pt checkpoints on PyTorch.
-
-    The shipped model comes in both forms: ONNX by default, the .pt when a device is named.
-    """
-    on_cpu = device_name.strip().lower() in ("auto", "cpu")
-    path = checkpoint or default_checkpoint(".onnx" if on_cpu else ".pt")
-    if path.suffix.lower() == ".onnx":
-        if not on_cpu:
-            raise InputError(f"--device {device_name}: ONNX models run on the CPU; pass a .pt checkpoint to use {device_name}")
-        from fercli.onnx_model import OnnxClassifier
-
-        return OnnxClassifier(path)
-    from fercli.checkpoint import load_model
-    from fercli.device import resolve_device
-    from fercli.inference import TorchClassifier
-
-    device = resolve_device(device_name)
-    return TorchClassifier(load_model(path, device), device)
-
-
-class Predictor:
-    """Turns image paths into ImageResults; faces from many images share one forward pass."""
-
-    def __init__(self, classifier: FaceClassifier, detector: FaceDetector | None, batch_images: int = 64):
-        self.classifier, self.detector, self.batch_images = classifier, detector, batch_images
-        if classifier.channels != 1:
-            raise CheckpointError("fer predict supports gray (1-channel) models only")
-
-    def run(self, items: list[tuple[str, str]]) -> Iterator[tuple[ImageResult, np.ndarray | None]]:
-        for start in range(0, len(items), self.batch_images):
-            chunk = [self.find_faces(path, error) for path, error in items[start : start + self.batch_images]]
-            self.classify([c[0] for c in chunk], [c[2] for c in chunk])
-            yield from ((result, image) for result, image, _ in chunk)
-
-    def find_faces(self, path: str, error: str):
-        if error:
-            return ImageResult(path, "error", error=error), None, []
-        try:
-            gray = read_image(Path(path), gray=True)
-        except InputError as exc:
-            return ImageResult(path, "error", error=str(exc).removeprefix(f"{path}: ")), None, []
-        height, width = gray.shape
-        if self.detector is None or max(height, width) <= CROP_SIDE:
-            boxes = [(0, 0, width, height)]
-            crops = [resize_square(gray, self.classifier.image_size)]
-        else:
-            boxes = self.detector.detect(gray)
-            crops = [crop_face(gray, box, self.classifier.image_size) for box in boxes]
-        status = "ok" if boxes else "no_face"
-        return ImageResult(path, status, [Face(b) for b in boxes], size=(width, height)), gray, crops
-
-    def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
-        flat = [c for per_image in crops for c in per_image]
-        if not flat:
-            return
-        probs = self.classifier.probabilities(np.stack(flat))
-        faces = [f for r in results for f in r.faces]
-        classes = self.classifier.classes
-        for face, row in zip(faces, probs.tolist()):
-            face.scores = {name: round(p, 4) for name, p in zip(classes, row)}
-            face.label = classes[int(np.argmax(row))]
+    rgb = read_image(Path(result.path), gray=False)
+    scale = rgb.shape[1] / result.size[0] if result.size[0] else 1.0
+    canvas = np.ascontiguousarray(rgb[:, :, ::-1])  # OpenCV draws in BGR
+    thickness = max(2, round(canvas.shape[1] / 400))
+    for face in result.faces:
+        x, y, w, h = (int(round(v * scale)) for v in face.box)
+        text = f"{face.label} {face.scores.get(face.label, 0):.0%}"
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 0), thickness)
+        font_scale = max(0.5, w / 180)
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        top = max(y - th - 8, 0)
+        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + 8), (0, 200, 0), -1)
+        cv2.putText(canvas, text, (x + 3, top + th + 3), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thickness)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(target), canvas):
+        raise InputError(f"--save {target}: OpenCV cannot write this format; use .jpg or .png")
+    return target

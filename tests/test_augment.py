@@ -1,6 +1,7 @@
 import torch
 
-from fercli.augment import Preprocess, augment_batch, tta_views
+from fercli.augment import augment_batch, tta_views
+from fercli.preprocess import Preprocess
 from fercli.config import AugmentConfig
 
 PRE = Preprocess(image_size=48, input_size=40, channels=1, mean=0.5, std=0.25)
