@@ -1,3 +1,19 @@
-"""fer: facial expression recognition from the command line."""
+"""fer: facial expression recognition from the command line, and from Python:
+
+    from fercli import FaceAnalyzer
+    FaceAnalyzer().predict("photo.jpg")  # {"path", "status", "size", "faces": [{"box", "label", "scores", ...}]}
+"""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Imported on first use, so ``import fercli`` (and ``fer --help``) stay instant.
+    if name == "FaceAnalyzer":
+        from fercli.faces import FaceAnalyzer
+
+        return FaceAnalyzer
+    raise AttributeError(f"module 'fercli' has no attribute {name!r}")
+
+
+__all__ = ["FaceAnalyzer", "__version__"]

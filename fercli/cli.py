@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from fercli.choices import TTA, DetectorName, Faces
+
 app = typer.Typer(
     help="Facial expression recognition: train, evaluate, visualize, predict and export.",
     no_args_is_help=True,
@@ -75,7 +77,7 @@ def evaluate(
     checkpoint: CheckpointOpt = None,
     data: DataOpt = None,
     split: SplitOpt = "test",
-    tta: Annotated[str, typer.Option("--tta", help="Test-time augmentation: none, flip or tencrop.")] = "none",
+    tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation (.onnx files: none or flip).")] = TTA.none,
     json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
     name: Annotated[str, typer.Option("--name", help="Name of the runs/eval/ folder.")] = "exp",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 512,
@@ -85,7 +87,7 @@ def evaluate(
     """Evaluate checkpoint(s) on a split: metric tables, confusion matrix, calibration; writes runs/eval/<name>/."""
     from fercli.evaluation import run_eval
 
-    run_eval(checkpoint, data, split, tta, json_, name, batch_size, device)
+    run_eval(checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device)
 
 
 @app.command()
@@ -120,16 +122,22 @@ def predict(
     save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated image(s) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the K most likely emotions.")] = 2,
-    faces: Annotated[str, typer.Option("--faces", help="all or largest.")] = "all",
-    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to detect, in pixels.")] = 40,
+    detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN face detector with eye, nose and mouth points, used to level the eyes (few false faces, finds turned and half-covered faces); haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
+    detect_size: Annotated[int, typer.Option("--detect-size", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = 640,
+    min_score: Annotated[float, typer.Option("--min-score", help="YuNet's face score threshold (0-1); higher: fewer false faces, more missed ones.")] = 0.6,
+    faces: Annotated[Faces, typer.Option("--faces", help="all faces, or the largest only.")] = Faces.all,
+    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to keep, in the photo's pixels.")] = 40,
+    no_align: Annotated[bool, typer.Option("--no-align", help="Do not turn face crops to level the eyes.")] = False,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
-    """Detect faces in photos and classify each face's expression."""
-    from fercli.predict_cli import run_predict
+    """Detect faces in photos (YuNet by default) and classify each face's expression."""
+    from fercli.predict import run_predict
 
-    code = run_predict(inputs, checkpoint, json_, save, overwrite, top_k, faces, min_face, no_detect, device)
+    code = run_predict(inputs, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
+                       detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
+                       no_detect=no_detect, align=not no_align, device_name=device)
     raise typer.Exit(code)
 
 

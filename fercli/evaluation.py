@@ -11,43 +11,35 @@ import numpy as np
 import torch
 
 from fercli import console
-from fercli.checkpoint import LoadedModel, file_fingerprint, load_model, training_data_root
+from fercli.checkpoint import file_fingerprint, training_data_root
+from fercli.choices import TTA
+from fercli.classifier import Classifier, open_classifier, softmax
 from fercli.config import DataConfig
 from fercli.data import Split, load_dataset
 from fercli.device import resolve_device
 from fercli.errors import DataError, InputError
-from fercli.inference import logits_of
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
-from fercli.onnx_model import OnnxClassifier
 from fercli.runs import new_run_dir, write_text_atomic
 from fercli.shipped import default_checkpoint
 
-TTA_MODES = ("none", "flip", "tencrop")
 
-
-Model = LoadedModel | OnnxClassifier  # a .pt checkpoint on PyTorch, or an .onnx export on onnxruntime
-
-
-def load_one(path: Path, device: torch.device) -> Model:
-    return OnnxClassifier(path) if path.suffix.lower() == ".onnx" else load_model(path, device)
-
-
-def load_models(paths: list[Path] | None, device: torch.device) -> tuple[list[Path], list[Model]]:
-    paths = list(paths or [default_checkpoint()])
-    models = [load_one(p, device) for p in paths]
-    for path, loaded in zip(paths[1:], models[1:]):
-        if loaded.classes != models[0].classes:
-            raise InputError(f"{path}: classes {list(loaded.classes)} differ from {paths[0]}'s; an ensemble needs the same classes")
+def open_classifiers(paths: list[Path] | None, device: torch.device, batch_size: int | None = None) -> tuple[list[Path], list[Classifier]]:
+    """The models to score (default: the shipped .pt, which allows every TTA); an ensemble must share its classes."""
+    paths = list(paths or [default_checkpoint(".pt")])
+    models = [open_classifier(p, device=device, batch_size=batch_size) for p in paths]
+    for path, model in zip(paths[1:], models[1:]):
+        if model.classes != models[0].classes:
+            raise InputError(f"{path}: classes {list(model.classes)} differ from {paths[0]}'s; an ensemble needs the same classes")
     return paths, models
 
 
-def load_split(data: str | None, models: list[Model], split: str, warn=console.warn) -> tuple[Split, str]:
+def load_split(data: str | None, models: list[Classifier], split: str, warn=console.warn) -> tuple[Split, str]:
     """The split, with labels re-indexed into the checkpoint's class order."""
     first = models[0]
     root = data or training_data_root(first.meta)
     if not root:
         raise DataError("no data given; pass --data PATH (a FER-2013 folder or csv, or class folders)")
-    cfg = DataConfig(root=root, image_size=first.image_size, channels=first.channels)
+    cfg = DataConfig(root=root, image_size=first.preprocess.image_size, channels=first.preprocess.channels)
     dataset = load_dataset(cfg, warn)
     chosen = dataset.split(split)
     unknown = [c for c in dataset.classes if c not in first.classes]
@@ -58,40 +50,40 @@ def load_split(data: str | None, models: list[Model], split: str, warn=console.w
     return replace(chosen, labels=remap[chosen.labels]), dataset.fingerprint
 
 
-def model_logits(models: list[Model], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> list[torch.Tensor]:
-    if tta not in TTA_MODES:
-        raise InputError(f"--tta {tta!r}: use one of {', '.join(TTA_MODES)}")
-    return [logits_of(m, images, device, batch_size, tta) for m in models]
+def model_logits(models: list[Classifier], images: torch.Tensor, tta: TTA) -> list[np.ndarray]:
+    crops = images.numpy()
+    return [m.log_probs(crops, tta=tta) for m in models]
 
 
-def average_probs(logits: list[torch.Tensor], temperatures: list[float]) -> np.ndarray:
+def average_probs(logits: list[np.ndarray], temperatures: list[float]) -> np.ndarray:
     """Mean of each model's temperature-scaled class probabilities: [N, K]."""
-    return torch.stack([torch.softmax(z / t, dim=1) for z, t in zip(logits, temperatures)]).mean(0).numpy()
+    return np.mean([softmax(z, t) for z, t in zip(logits, temperatures)], axis=0)
 
 
-def ensemble_probs(models: list[Model], images: torch.Tensor, device, tta: str, batch_size: int = 512) -> np.ndarray:
-    return average_probs(model_logits(models, images, device, tta, batch_size), [m.temperature for m in models])
+def ensemble_probs(models: list[Classifier], images: torch.Tensor, tta: TTA) -> np.ndarray:
+    return average_probs(model_logits(models, images, tta), [m.temperature for m in models])
 
 
-def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: str, as_json: bool, name: str,
+def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
              batch_size: int, device_name: str) -> dict:
     device = resolve_device(device_name)
-    paths, models = load_models(checkpoints, device)
+    paths, models = open_classifiers(checkpoints, device, batch_size)
     chosen, data_fingerprint = load_split(data, models, split)
     classes, labels = models[0].classes, chosen.labels.numpy()
     start = time.perf_counter()
-    logits = model_logits(models, chosen.images, device, tta, batch_size)
+    logits = model_logits(models, chosen.images, tta)
     images_per_s = len(labels) / (time.perf_counter() - start)  # all models and TTA views, batched
     temperatures = [m.temperature for m in models]
     probs = average_probs(logits, temperatures)
     report = build_report(probs, labels, classes)
     report["uncalibrated"] = summary_metrics(average_probs(logits, [1.0] * len(models)), labels)
     if tta != "none":
-        report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, device, "none", batch_size), labels)
+        report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, TTA.none), labels)
     report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
                   data=str(data or training_data_root(models[0].meta)), data_fingerprint=data_fingerprint,
-                  split=split, tta=tta, images=int(len(labels)), temperatures=temperatures,
-                  params=[m.parameters for m in models], device=runs_on(models, device), images_per_s=images_per_s)
+                  split=split, tta=TTA(tta).value, images=int(len(labels)), temperatures=temperatures,
+                  params=[m.parameters for m in models], device=" + ".join(sorted({m.runs_on for m in models})),
+                  images_per_s=images_per_s)
     out_dir = new_run_dir("runs/eval", name)
     write_eval_files(report, probs, labels, classes, out_dir)
     if as_json:
@@ -99,13 +91,6 @@ def run_eval(checkpoints: list[Path] | None, data: str | None, split: str, tta: 
     else:
         show_report(report, classes, out_dir)
     return report
-
-
-def runs_on(models: list[Model], device: torch.device) -> str:
-    onnx = sum(isinstance(m, OnnxClassifier) for m in models)
-    if onnx == len(models):
-        return "onnxruntime (CPU)"
-    return str(device) + (" + onnxruntime (CPU)" if onnx else "")
 
 
 def build_report(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> dict:

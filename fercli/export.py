@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from fercli import __version__
-from fercli.augment import Preprocess, center_crop, normalize
+from fercli.augment import center_crop, normalize
+from fercli.preprocess import Preprocess
 from fercli.checkpoint import LoadedModel, file_fingerprint, load_model, training_data_root
 from fercli.errors import CheckpointError, DataError
 from fercli.onnx_model import ONNX_FORMAT_VERSION
@@ -87,6 +88,7 @@ def fer_metadata(loaded: LoadedModel, checkpoint: Path) -> dict[str, str]:
         "classes": json.dumps(list(loaded.classes)),
         "image_size": str(pre.image_size),
         "channels": str(pre.channels),
+        "preprocess": json.dumps(pre.to_dict()),
         "model": json.dumps(loaded.meta["model"]),
         "parameters": str(loaded.parameters),
         "temperature": repr(loaded.temperature),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,12 @@ from fercli.errors import InputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # ~8000x8000: decoding more than this as RGB would take GBs of memory
-MAX_SIDE = 4096  # photos are downscaled to this before detection; faces stay far above 48 px
+MAX_SIDE = 4096  # never decode more than this per side unless asked: faces stay far above 48 px
+ORIENTATION = 0x0112  # the EXIF tag phones use instead of rotating the pixels
+# What turns each EXIF orientation upright (what PIL's ImageOps.exif_transpose does, without its metadata copying).
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
 
 # We enforce our own limit (MAX_PIXELS) with a clear message instead of PIL's bomb warning.
 Image.MAX_IMAGE_PIXELS = None
@@ -22,8 +29,19 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+@dataclass(frozen=True)
+class Photo:
+    pixels: np.ndarray  # uint8 HxW (gray) or HxWx3 (RGB), upright, at most max_side per side
+    size: tuple[int, int]  # width, height of the full-resolution photo, upright: boxes are reported in these pixels
+
+
 def read_image(path: Path, gray: bool, max_side: int = MAX_SIDE) -> np.ndarray:
-    """Decode ``path`` to uint8 HxW (gray) or HxWx3 (RGB), never larger than ``max_side``.
+    """Decode ``path`` to uint8 HxW (gray) or HxWx3 (RGB), upright, never larger than ``max_side``."""
+    return read_photo(path, gray=gray, max_side=max_side).pixels
+
+
+def read_photo(path: Path, *, gray: bool, max_side: int = MAX_SIDE) -> Photo:
+    """Decode ``path`` upright (EXIF orientation applied), no larger than ``max_side`` per side.
 
     Raises InputError with a one-line reason for anything that is not a readable image.
     """
@@ -44,21 +62,28 @@ def read_image(path: Path, gray: bool, max_side: int = MAX_SIDE) -> np.ndarray:
         raise InputError(f"{path}: image too large ({exc})") from None
 
 
-def _decode(img: Image.Image, gray: bool, max_side: int, path: Path) -> np.ndarray:
-    # JPEG can decode straight to a reduced scale (1/2..1/8): huge photos never get full size.
-    img.draft("L" if gray else "RGB", (max_side, max_side))
+def _decode(img: Image.Image, gray: bool, max_side: int, path: Path) -> Photo:
     width, height = img.size
-    if width * height > MAX_PIXELS:
+    # JPEG decodes straight to 1/2, 1/4 or 1/8 scale: ask for the smallest scale whose longest side still
+    # reaches max_side (draft never goes below the size asked for), so a 12-megapixel photo costs a quarter.
+    longest = max(width, height)
+    if longest > max_side:
+        img.draft("L" if gray else "RGB", (math.ceil(width * max_side / longest), math.ceil(height * max_side / longest)))
+    if img.size[0] * img.size[1] > MAX_PIXELS:  # what would be decoded, after any JPEG reduction
         raise InputError(
             f"{path}: image too large ({width}x{height}, over {MAX_PIXELS // 1_000_000} megapixels); "
             "downscale it first"
         )
+    orientation = img.getexif().get(ORIENTATION, 1)  # after the size check: PNG reads its pixels to find EXIF
+    turned = orientation in (5, 6, 7, 8)  # stored sideways: width and height swap
     img.load()
     img = _to_8bit(img)
     img = img.convert("L" if gray else "RGB")
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    if orientation in UPRIGHT:
+        img = img.transpose(UPRIGHT[orientation])
+    return Photo(np.asarray(img, dtype=np.uint8), (height, width) if turned else (width, height))
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.augment import Preprocess, tta_views
-from fercli.checkpoint import LoadedModel
-from fercli.errors import InputError
-from fercli.onnx_model import OnnxClassifier
+from fercli.augment import tta_views
+from fercli.checkpoint import LoadedModel, load_model
+from fercli.choices import TTA
+from fercli.classifier import softmax
+from fercli.device import resolve_device
+from fercli.models import count_parameters
+from fercli.preprocess import Preprocess
 
 
 @torch.inference_mode()
@@ -21,7 +26,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, pre: Preprocess, devi
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
-        views = [v.contiguous(memory_format=torch.channels_last) for v in tta_views(batch, pre, tta)]
+        views = [v.contiguous(memory_format=torch.channels_last) for v in tta_views(batch, pre, TTA(tta).value)]
         if len(views) == 1:
             outputs.append(model(views[0]).float().cpu())
         else:
@@ -32,40 +37,27 @@ def predict_logits(model: nn.Module, images: torch.Tensor, pre: Preprocess, devi
     return torch.cat(outputs)
 
 
-def onnx_logits(model: OnnxClassifier, images: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """What ``predict_logits`` gives, from an ONNX export: the log of the views' mean uncalibrated probability.
-
-    The export returns calibrated probabilities p = softmax(z / T); softmax(T * log p) = softmax(z)
-    undoes the temperature, so the caller's ``softmax(logits / T)`` means the same for both kinds.
-    """
-    if tta == "tencrop":
-        raise InputError("--tta tencrop needs the .pt checkpoint: an ONNX export has its centre crop built in "
-                         "(use --tta none or flip with .onnx)")
-    crops = images[:, 0].numpy()
-    views = [crops] if tta == "none" else [crops, crops[:, :, ::-1]]  # the centre crop is symmetric: flip first
-    probs = [torch.from_numpy(model.probabilities(np.ascontiguousarray(v))) for v in views]
-    tiny = torch.finfo(torch.float32).tiny  # not 1e-12: a sharp temperature leaves true probabilities far below it
-    uncalibrated = torch.stack([F.softmax(model.temperature * p.clamp_min(tiny).log(), dim=1) for p in probs]).mean(0)
-    return uncalibrated.clamp_min(1e-12).log()
-
-
-def logits_of(model: LoadedModel | OnnxClassifier, images: torch.Tensor, device, batch_size: int = 512,
-              tta: str = "none") -> torch.Tensor:
-    """Logits [N, K] from a PyTorch checkpoint (on ``device``) or an ONNX export (onnxruntime, CPU)."""
-    if isinstance(model, OnnxClassifier):
-        return onnx_logits(model, images, tta)
-    return predict_logits(model.model, images, model.preprocess, device, batch_size, tta)
-
-
 class TorchClassifier:
-    """uint8 face crops [N, S, S] -> calibrated probabilities [N, K] with a PyTorch checkpoint, on any device."""
+    """A .pt checkpoint on PyTorch, on any device: fer's Classifier interface (see fercli/classifier.py)."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device):
-        self.loaded, self.device = loaded, device
-        self.classes, self.meta = loaded.classes, loaded.meta
-        self.image_size, self.channels = loaded.preprocess.image_size, loaded.preprocess.channels
+    def __init__(self, loaded: LoadedModel, device: torch.device, path: Path | None = None, batch_size: int = 512):
+        self.loaded, self.device, self.batch_size = loaded, device, batch_size
+        self.path = path
+        self.classes, self.preprocess, self.meta = loaded.classes, loaded.preprocess, loaded.meta
+        self.temperature = loaded.temperature
+        self.parameters = count_parameters(loaded.model)
+        self.runs_on = str(device)
 
-    def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        images = torch.from_numpy(crops).unsqueeze(1)
-        logits = predict_logits(self.loaded.model, images, self.loaded.preprocess, self.device, batch_size=256)
-        return torch.softmax(logits / self.loaded.temperature, dim=1).numpy()
+    @classmethod
+    def open(cls, path: Path, *, device, batch_size: int = 512) -> TorchClassifier:
+        device = device if isinstance(device, torch.device) else resolve_device(str(device))
+        return cls(load_model(path, device), device, path=path, batch_size=batch_size)
+
+    def log_probs(self, crops: np.ndarray, *, tta: TTA = TTA.none) -> np.ndarray:
+        images = torch.from_numpy(np.ascontiguousarray(crops))
+        if images.ndim == 3:
+            images = images.unsqueeze(1)  # [N, S, S] -> [N, 1, S, S]
+        return predict_logits(self.loaded.model, images, self.preprocess, self.device, self.batch_size, tta).numpy()
+
+    def probabilities(self, crops: np.ndarray, *, tta: TTA = TTA.none) -> np.ndarray:
+        return softmax(self.log_probs(crops, tta=tta), self.temperature)

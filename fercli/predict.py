@@ -1,30 +1,33 @@
-"""``fer predict``: expand inputs, run the Predictor, print tables or JSON lines, save annotated images."""
+"""``fer predict``: expand inputs, run the face pipeline, print tables or JSON lines, save annotated images."""
 
 from __future__ import annotations
 
+import glob
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from fercli import console
+from fercli.choices import DetectorName, Faces
 from fercli.errors import InputError
-from fercli.images import IMAGE_SUFFIXES, read_image
-from fercli.predict import FaceDetector, ImageResult, Predictor, expand_inputs, load_classifier
+from fercli.faces import FaceAnalyzer, ImageResult
+from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image
 from fercli.runs import refuse_overwrite
 
 
-def run_predict(inputs: list[str], checkpoint: Path | None, as_json: bool, save: Path | None, overwrite: bool,
-                top_k: int, faces: str, min_face: int, no_detect: bool, device_name: str) -> int:
+def run_predict(inputs: list[str], *, checkpoint: Path | None, as_json: bool, save: Path | None, overwrite: bool,
+                top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces, min_face: int,
+                no_detect: bool, align: bool, device_name: str) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     items = expand_inputs(inputs)
     targets = plan_saves(items, save, overwrite)
-    classifier = load_classifier(checkpoint, device_name)
-    detector = None if no_detect else FaceDetector(min_face, faces)
-    predictor = Predictor(classifier, detector)
+    analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
+                            min_score=min_score, min_face=min_face, faces=faces, align=align, device=device_name)
     failures = 0
-    for result, _gray in predictor.run(items):
+    for result in analyzer.analyze_files(items):
         failures += result.status == "error"
         if as_json:
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
@@ -38,12 +41,31 @@ def run_predict(inputs: list[str], checkpoint: Path | None, as_json: bool, save:
     return 1 if failures else 0
 
 
+def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
+    """Files, folders (recursive) and globs -> [(path, error or "")], in a stable order."""
+    found: list[tuple[str, str]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
+            found += [(str(p), "") for p in images] or [(item, "folder holds no images (.jpg, .png, .bmp, .webp)")]
+        elif path.exists():
+            found.append((item, ""))
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            found += [(p, "") for p in matches] or [(item, "pattern matches no files")]
+        else:
+            found.append((item, "no such file or folder"))
+    return found
+
+
 def show_result(result: ImageResult, top_k: int) -> None:
     if result.status == "error":
         console.error(f"{result.path}: {result.error}")
         return
     if result.status == "no_face":
-        console.out.print(f"{result.path}: no face found (try --min-face 20, or --no-detect for face crops)", highlight=False)
+        console.out.print(f"{result.path}: no face found (small faces: --detect-size 1280; "
+                          "a face crop: --no-detect)", highlight=False)
         return
     rows = []
     for i, face in enumerate(result.faces, start=1):

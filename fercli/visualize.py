@@ -8,7 +8,8 @@ import numpy as np
 
 from fercli.device import resolve_device
 from fercli.errors import InputError
-from fercli.evaluation import ensemble_probs, load_models, load_split
+from fercli.choices import TTA
+from fercli.evaluation import ensemble_probs, load_split, open_classifiers
 from fercli.runs import new_file_path, refuse_overwrite
 
 
@@ -21,10 +22,10 @@ def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, spli
             raise InputError(f"--out {out}: give a .png, .jpg, .pdf or .svg file name")
         refuse_overwrite(out, overwrite)
     device = resolve_device(device_name)
-    _paths, models = load_models(checkpoints, device)
+    _paths, models = open_classifiers(checkpoints, device)
     chosen, _fingerprint = load_split(data, models, split)
     classes = models[0].classes
-    probs = ensemble_probs(models, chosen.images, device, "none")
+    probs = ensemble_probs(models, chosen.images, TTA.none)
     labels, preds = chosen.labels.numpy(), probs.argmax(1)
     picked = pick_images(labels, preds, probs, classes, n, seed, errors, pair, least_confident)
     titles = [f"{classes[labels[i]]} -> {classes[preds[i]]} ({probs[i, preds[i]]:.0%})" for i in picked]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from fercli.checkpoint import file_fingerprint, load_model
+from fercli.checkpoint import file_fingerprint
+from fercli.classifier import open_classifier
 from fercli.cli import app
 from fercli.inference import TorchClassifier
 from fercli.onnx_model import OnnxClassifier
@@ -32,12 +32,16 @@ def random_crops(n: int, side: int = 48) -> np.ndarray:
 
 
 def assert_same_probabilities(onnx_path: Path, checkpoint: Path, n: int = 300) -> None:
-    onnx_model = OnnxClassifier(onnx_path, batch_size=128)  # several onnxruntime calls, like a big folder
-    torch_model = TorchClassifier(load_model(checkpoint, torch.device("cpu")), torch.device("cpu"))
-    crops = random_crops(n, torch_model.image_size)
+    """open_classifier, the one way every command opens a model, gives the same answer for both forms."""
+    onnx_model = open_classifier(onnx_path, batch_size=128)  # several onnxruntime calls, like a big folder
+    torch_model = open_classifier(checkpoint, device="cpu")
+    assert isinstance(onnx_model, OnnxClassifier) and isinstance(torch_model, TorchClassifier)
+    assert onnx_model.preprocess == torch_model.preprocess and onnx_model.temperature == torch_model.temperature
+    crops = random_crops(n, torch_model.preprocess.image_size)
     got, want = onnx_model.probabilities(crops), torch_model.probabilities(crops)
     assert onnx_model.classes == torch_model.classes and got.shape == want.shape == (n, len(want[0]))
     np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(onnx_model.probabilities(crops, tta="flip"), torch_model.probabilities(crops, tta="flip"), atol=1e-5)
 
 
 def test_export_gives_the_checkpoints_probabilities(exported, trained_checkpoint):

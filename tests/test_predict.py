@@ -71,8 +71,12 @@ def test_folder_with_a_corrupt_file_goes_on(tmp_path, trained_checkpoint):
 def test_json_schema(trained_checkpoint):
     record = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json").stdout)
     assert set(record) == {"path", "status", "size", "faces"}
-    assert set(record["faces"][0]) == {"box", "label", "scores"}
-    assert all(isinstance(v, int) for v in record["faces"][0]["box"])
+    face = record["faces"][0]
+    assert set(face) == {"box", "label", "scores", "detector_score", "landmarks"}
+    assert all(isinstance(v, int) for v in face["box"]) and 0.6 <= face["detector_score"] <= 1
+    assert len(face["landmarks"]) == 5 and all(len(point) == 2 for point in face["landmarks"])
+    haar = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json", "--detector", "haar").stdout)
+    assert haar["faces"][0]["detector_score"] is None and haar["faces"][0]["landmarks"] is None
 
 
 def test_table_output_and_annotated_save(tmp_path, trained_checkpoint):

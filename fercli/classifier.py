@@ -1,0 +1,61 @@
+"""One way to open a model file, whatever its format: ``open_classifier(path, device=...)``.
+
+Every command that needs a model (eval, visualize, predict) goes through it. ``.onnx`` exports run on
+onnxruntime without importing PyTorch (the fast start of ``fer predict``); ``.pt`` checkpoints run on
+PyTorch on any device. Both answer the same three questions: which classes, which input, which
+probabilities for a batch of uint8 face crops.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from fercli.choices import TTA
+from fercli.errors import InputError
+from fercli.preprocess import Preprocess
+from fercli.shipped import default_checkpoint
+
+
+class Classifier(Protocol):
+    path: Path
+    classes: tuple[str, ...]
+    preprocess: Preprocess  # the input contract: crops are uint8, preprocess.image_size square
+    temperature: float  # the softmax temperature fitted on validation data
+    parameters: int | None
+    meta: dict[str, Any]  # the checkpoint's description (config, metrics, ...) or the export's metadata
+    runs_on: str  # "cpu", "cuda:0", "onnxruntime (CPU)"
+
+    def log_probs(self, crops: np.ndarray, *, tta: TTA = TTA.none) -> np.ndarray:
+        """uint8 crops [N, S, S] or [N, C, S, S] -> uncalibrated logits [N, K] (with TTA: log of the mean probability)."""
+
+    def probabilities(self, crops: np.ndarray, *, tta: TTA = TTA.none) -> np.ndarray:
+        """uint8 crops -> calibrated class probabilities [N, K]: softmax(log_probs / temperature)."""
+
+
+def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_size: int | None = None) -> Classifier:
+    """``path`` by its suffix; None is the shipped model (its ONNX form on the CPU, the .pt on other devices).
+
+    ``device`` is a name (auto, cpu, cuda, cuda:N, mps) or a resolved torch.device; ONNX runs on the CPU only.
+    ``batch_size``: crops per forward pass (default: each runtime's own).
+    """
+    options = {} if batch_size is None else {"batch_size": batch_size}
+    on_cpu = str(device).strip().lower() in ("auto", "cpu")
+    path = Path(path) if path is not None else default_checkpoint(".onnx" if on_cpu else ".pt")
+    if path.suffix.lower() == ".onnx":
+        if not on_cpu:
+            raise InputError(f"--device {device}: ONNX models run on the CPU; pass a .pt checkpoint to use {device}")
+        from fercli.onnx_model import OnnxClassifier
+
+        return OnnxClassifier(path, **options)
+    from fercli.inference import TorchClassifier
+
+    return TorchClassifier.open(path, device=device, **options)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)

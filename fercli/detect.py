@@ -1,0 +1,108 @@
+"""Face detection: YuNet (a CNN with five landmarks, the default) or OpenCV's Haar cascade.
+
+Both look at a copy of the photo whose longest side is at most ``detect_size`` pixels and report
+boxes in the photo's own pixels: detection cost stops growing with the megapixels, and a face too
+small to find at that size is too small to read an expression from anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fercli.choices import DetectorName
+from fercli.errors import InputError
+
+DETECT_SIZE = 640  # YuNet's training resolution; see benchmarks/detector.py for faces found and time per size
+MIN_SCORE = 0.6  # YuNet score threshold, chosen on planted faces and face-free photos (benchmarks/detector.py)
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x, y, width, height
+    score: float | None  # detector confidence 0..1; Haar gives none
+    # YuNet's five points: the subject's right eye, left eye, nose tip, right and left mouth corner
+    # (so the first eye is on the image's left). Empty for Haar.
+    landmarks: tuple[tuple[float, float], ...] = ()
+
+    def scaled(self, factor: float) -> Detection:
+        x, y, w, h = self.box
+        return Detection((x * factor, y * factor, w * factor, h * factor), self.score,
+                         tuple((px * factor, py * factor) for px, py in self.landmarks))
+
+
+def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy no larger than ``max_side`` (area-averaged) and the factor that maps its pixels back."""
+    import cv2
+
+    height, width = image.shape[:2]
+    factor = max(height, width) / max_side
+    if factor <= 1:
+        return image, 1.0
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, width / size[0]
+
+
+class YuNet:
+    """OpenCV's FaceDetectorYN over the vendored YuNet model; RGB or gray images in."""
+
+    def __init__(self, *, detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, model: Path | None = None):
+        import cv2
+
+        from fercli.shipped import yunet_model
+
+        self.detect_size, self.min_score = detect_size, min_score
+        self.net = cv2.FaceDetectorYN.create(model=str(model or yunet_model()), config="", input_size=(320, 320),
+                                             score_threshold=min_score, nms_threshold=0.3, top_k=5000)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        import cv2
+
+        small, factor = shrink(image, self.detect_size)
+        # YuNet was trained on OpenCV's BGR frames.
+        bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
+        self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _count, rows = self.net.detect(bgr)
+        if rows is None:
+            return []
+        return [Detection(tuple(float(v) for v in row[:4]), float(row[14]),
+                          tuple((float(row[i]), float(row[i + 1])) for i in range(4, 14, 2))).scaled(factor)
+                for row in rows]
+
+
+class Haar:
+    """OpenCV's frontal-face Haar cascade (boxes only, no landmarks, no score): the old default."""
+
+    def __init__(self, *, detect_size: int = DETECT_SIZE, min_size: int = 24):
+        import cv2
+
+        xml = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / "haarcascade_frontalface_default.xml"
+        if not hasattr(cv2, "CascadeClassifier") or not xml.is_file():
+            raise InputError("this OpenCV has no Haar cascade; install opencv-python-headless<5, or use --detector yunet")
+        self.cascade = cv2.CascadeClassifier(str(xml))
+        self.detect_size, self.min_size = detect_size, min_size  # min_size: in detection pixels; 24 is the cascade's window
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        import cv2
+
+        small, factor = shrink(image, self.detect_size)
+        gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        boxes = self.cascade.detectMultiScale(cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5,
+                                              minSize=(self.min_size, self.min_size))
+        return [Detection(tuple(float(v) for v in box), None).scaled(factor) for box in boxes]
+
+
+Detector = YuNet | Haar
+
+
+def create_detector(name: DetectorName, *, detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE) -> Detector:
+    if detect_size < 64:
+        raise InputError(f"--detect-size {detect_size}: too small to find faces; use 320 or more (default {DETECT_SIZE})")
+    if not 0.0 < min_score < 1.0:
+        raise InputError(f"--min-score {min_score}: give a detector score between 0 and 1 (default {MIN_SCORE})")
+    if DetectorName(name) == DetectorName.haar:
+        return Haar(detect_size=detect_size)
+    return YuNet(detect_size=detect_size, min_score=min_score)

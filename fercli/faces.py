@@ -1,0 +1,164 @@
+"""The face pipeline: photo -> faces, each with a box, landmarks, a detector score and class probabilities.
+
+``fer predict`` runs it on files; video and the web page run it on frames. For your own code:
+
+    from fercli import FaceAnalyzer
+    analyzer = FaceAnalyzer()                      # the shipped model (ONNX: no PyTorch import) + YuNet
+    analyzer.predict("group.jpg")                  # the record `fer predict --json` prints for that file
+    analyzer.predict(rgb_array)                    # HxWx3 RGB or HxW gray uint8 (OpenCV frames: bgr=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop
+from fercli.choices import DetectorName, Faces
+from fercli.classifier import Classifier, open_classifier
+from fercli.detect import DETECT_SIZE, MIN_SCORE, Detection, create_detector
+from fercli.errors import CheckpointError, InputError
+from fercli.images import Photo, read_photo, resize_square
+
+CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
+MIN_FACE = 40  # faces smaller than this (pixels of the full photo) are too small to read an expression from
+
+
+@dataclass
+class Face:
+    box: tuple[int, int, int, int]  # x, y, width, height in the full-resolution, upright photo
+    detector_score: float | None = None  # None: Haar (it has no score), --no-detect, or the image is a face crop
+    landmarks: list[list[int]] | None = None  # eyes, nose tip, mouth corners (YuNet only)
+    label: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"box": list(self.box), "label": self.label, "scores": self.scores,
+                "detector_score": self.detector_score, "landmarks": self.landmarks}
+
+
+@dataclass
+class ImageResult:
+    path: str
+    status: str  # ok | no_face | error
+    faces: list[Face] = field(default_factory=list)
+    error: str = ""
+    size: tuple[int, int] = (0, 0)  # width, height
+
+    def to_json(self) -> dict:
+        record = {"path": self.path, "status": self.status, "size": list(self.size),
+                  "faces": [face.to_json() for face in self.faces]}
+        if self.error:
+            record["error"] = self.error
+        return record
+
+
+class FaceAnalyzer:
+    """Finds faces and classifies their expressions; faces of many images share one forward pass.
+
+    model: a .pt checkpoint or .onnx export (default: the shipped model). detector: yunet or haar, or
+    None to treat each whole image as one face crop. detect_size: the longest side the detector sees.
+    min_score: YuNet's score threshold. min_face: smallest face side kept, in the photo's pixels.
+    faces: all or largest. align: turn each crop so the eyes are level (YuNet only).
+    """
+
+    def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
+                 detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
+                 faces: Faces = Faces.all, align: bool = True, device: str = "auto", batch_images: int = 64):
+        self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
+        if self.classifier.preprocess.channels != 1:
+            raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
+        self.detector = None if detector is None else create_detector(detector, detect_size=detect_size, min_score=min_score)
+        self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
+        self.detect_size, self.min_face, self.faces, self.align = detect_size, min_face, Faces(faces), align
+        self.batch_images = batch_images
+
+    # ------------------------------------------------------------ the Python API
+
+    def predict(self, image: str | Path | np.ndarray, *, bgr: bool = False) -> dict:
+        """One image (a path, or an RGB / gray uint8 array) -> the record ``fer predict --json`` prints."""
+        if isinstance(image, np.ndarray):
+            pixels = check_array(image, bgr)
+            photo = Photo(pixels, (pixels.shape[1], pixels.shape[0]))
+            result, crops = self.find_faces("<array>", photo)
+            self.classify([result], [crops])
+            return result.to_json()
+        return next(self.analyze_files([(str(image), "")])).to_json()
+
+    # ------------------------------------------------------------ files, batched
+
+    def analyze_files(self, items: list[tuple[str, str]]) -> Iterator[ImageResult]:
+        """(path, error or "") pairs -> ImageResults in the same order; unreadable files get status error."""
+        for start in range(0, len(items), self.batch_images):
+            chunk = [self.read_and_find(path, error) for path, error in items[start : start + self.batch_images]]
+            self.classify([result for result, _ in chunk], [crops for _, crops in chunk])
+            yield from (result for result, _ in chunk)
+
+    def read_and_find(self, path: str, error: str) -> tuple[ImageResult, list[np.ndarray]]:
+        if error:
+            return ImageResult(path, "error", error=error), []
+        try:
+            # Decoded at twice the detector's size: enough pixels for a 48x48 crop of any face it can find.
+            photo = read_photo(Path(path), gray=False, max_side=2 * self.detect_size)
+        except InputError as exc:
+            return ImageResult(path, "error", error=str(exc).removeprefix(f"{path}: ")), []
+        return self.find_faces(path, photo)
+
+    def find_faces(self, path: str, photo: Photo) -> tuple[ImageResult, list[np.ndarray]]:
+        import cv2
+
+        pixels = photo.pixels
+        gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        size = self.classifier.preprocess.image_size
+        height, width = gray.shape
+        if self.detector is None or max(photo.size) <= CROP_SIDE:
+            face = Face((0, 0, *photo.size))
+            return ImageResult(path, "ok", [face], size=photo.size), [resize_square(gray, size)]
+        to_photo = photo.size[0] / width  # decoded pixels -> the full photo's pixels
+        detections = self.keep(self.detector.detect(pixels), to_photo)
+        crops = [aligned_crop(gray, d, size, self.framing, self.align) for d in detections]
+        faces = [face_record(d.scaled(to_photo)) for d in detections]
+        return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size), crops
+
+    def keep(self, detections: list[Detection], to_photo: float) -> list[Detection]:
+        """Drop faces below min_face; largest only if asked; then left to right, a stable reading order."""
+        kept = [d for d in detections if max(d.box[2], d.box[3]) * to_photo >= self.min_face]
+        if self.faces == Faces.largest and kept:
+            kept = [max(kept, key=lambda d: d.box[2] * d.box[3])]
+        return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
+
+    def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
+        flat = [crop for per_image in crops for crop in per_image]
+        if not flat:
+            return
+        probs = self.classifier.probabilities(np.stack(flat))
+        faces = [face for result in results for face in result.faces]
+        classes = self.classifier.classes
+        for face, row in zip(faces, probs.tolist()):
+            face.scores = {name: round(p, 4) for name, p in zip(classes, row)}
+            face.label = classes[int(np.argmax(row))]
+
+
+def face_record(detection: Detection) -> Face:
+    box = tuple(int(round(v)) for v in detection.box)
+    landmarks = [[int(round(x)), int(round(y))] for x, y in detection.landmarks] or None
+    score = None if detection.score is None else round(detection.score, 4)
+    return Face(box, detector_score=score, landmarks=landmarks)
+
+
+def check_array(image: np.ndarray, bgr: bool) -> np.ndarray:
+    """A caller's array as uint8 HxW or HxWx3 RGB, or one line saying what is wrong with it."""
+    if image.dtype != np.uint8:
+        raise InputError(f"image array of dtype {image.dtype}: give uint8 pixels (0-255)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]  # drop alpha
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3) or min(image.shape[:2]) < 1:
+        raise InputError(f"image array of shape {image.shape}: give HxW (gray) or HxWx3 (RGB) pixels")
+    if image.ndim == 3 and bgr:
+        image = image[:, :, ::-1]
+    return np.ascontiguousarray(image)

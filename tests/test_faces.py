@@ -1,0 +1,149 @@
+"""The face pipeline: YuNet, alignment, photos as cameras write them, and the Python API."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fercli import FaceAnalyzer
+from fercli.align import YUNET_FRAMING, Square, crop_square, eye_angle, face_square
+from fercli.cli import app
+from fercli.detect import Detection
+from fercli.errors import InputError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ASTRONAUT_BOX = (178, 63, 90, 114)  # YuNet's box on examples/astronaut.jpg (x, y, w, h)
+runner = CliRunner()
+
+
+def astronaut() -> np.ndarray:
+    return np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB"))
+
+
+def near(box, expected, tolerance: float) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(box, expected))
+
+
+def test_python_api_on_a_path_and_on_an_array():
+    analyzer = FaceAnalyzer()  # the shipped model and YuNet
+    from_path = analyzer.predict(EXAMPLES / "astronaut.jpg")
+    assert from_path["status"] == "ok" and len(from_path["faces"]) == 1
+    face = from_path["faces"][0]
+    assert near(face["box"], ASTRONAUT_BOX, 4) and face["label"] == "happy"
+    from_array = analyzer.predict(astronaut())
+    assert from_array["path"] == "<array>" and from_array["faces"][0]["box"] == face["box"]
+    assert from_array["faces"][0]["scores"] == pytest.approx(face["scores"], abs=1e-3)
+    from_bgr = analyzer.predict(np.ascontiguousarray(astronaut()[:, :, ::-1]), bgr=True)
+    assert from_bgr["faces"][0]["box"] == face["box"]
+
+
+def test_python_api_with_the_shipped_model_imports_no_torch():
+    code = ("import sys\nfrom fercli import FaceAnalyzer\nr = FaceAnalyzer().predict('examples/astronaut.jpg')\n"
+            "print(r['status'], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=EXAMPLES.parent).stdout.split()
+    assert out == ["ok", "False"]
+
+
+def test_python_api_rejects_bad_arrays_in_one_line():
+    analyzer = FaceAnalyzer(detector=None)
+    with pytest.raises(InputError, match="uint8"):
+        analyzer.predict(np.zeros((50, 50), np.float32))
+    with pytest.raises(InputError, match="HxW"):
+        analyzer.predict(np.zeros((5, 50, 50, 3), np.uint8))
+
+
+def test_example_photos_give_their_faces():
+    result = runner.invoke(app, ["predict", str(EXAMPLES / "two_faces.jpg"), "--json"])
+    faces = json.loads(result.stdout)["faces"]
+    assert result.exit_code == 0 and len(faces) == 2
+    assert faces[0]["box"][0] < 300 < 700 < faces[1]["box"][0]  # one face in each half, left to right
+    assert all(f["label"] == "happy" and f["detector_score"] >= 0.6 for f in faces)
+
+
+def test_face_free_photos_get_no_phantom_faces():
+    """scikit-learn's sample photos (a temple, a flower) hold no faces: YuNet must not invent one."""
+    import sklearn
+
+    folder = Path(sklearn.__file__).parent / "datasets" / "images"
+    result = runner.invoke(app, ["predict", str(folder / "china.jpg"), str(folder / "flower.jpg"), "--json"])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["status"] for r in records] == ["no_face", "no_face"]
+
+
+def test_exif_rotated_photo_is_found_upright(tmp_path):
+    """Phones store pixels sideways and an EXIF orientation tag; the face must be found, in upright coordinates."""
+    sideways = Image.open(EXAMPLES / "astronaut.jpg").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, exif=exif.tobytes(), quality=95)
+    record = FaceAnalyzer().predict(path)
+    assert record["status"] == "ok" and len(record["faces"]) == 1
+    assert near(record["faces"][0]["box"], ASTRONAUT_BOX, 6)
+
+
+def test_big_photo_boxes_are_in_full_resolution_pixels(tmp_path):
+    """A 12-megapixel JPEG is decoded at a fraction of its size; boxes still come back in its own pixels."""
+    path = tmp_path / "big.jpg"
+    Image.open(EXAMPLES / "astronaut.jpg").resize((4000, 4000), Image.Resampling.BICUBIC).save(path, quality=90)
+    record = FaceAnalyzer().predict(path)
+    scale = 4000 / 512
+    assert record["size"] == [4000, 4000] and len(record["faces"]) == 1
+    assert near(record["faces"][0]["box"], [v * scale for v in ASTRONAUT_BOX], 6 * scale)
+
+
+def dark_spots(image: np.ndarray) -> list[tuple[float, float]]:
+    """Centroids of the dark blobs in ``image``, left to right."""
+    count, _labels, _stats, centres = cv2.connectedComponentsWithStats((image < 60).astype(np.uint8))
+    return sorted((float(x), float(y)) for x, y in centres[1:count])
+
+
+def test_alignment_levels_the_eyes_of_a_turned_face():
+    """Two dark "eyes" 60 px apart on a face turned by 25 degrees: the aligned crop has them level and where
+    the framing puts eyes; without alignment they stay tilted."""
+    photo = np.full((400, 400), 200, np.uint8)
+    centre, half_gap, tilt = np.array([200.0, 180.0]), 30.0, math.radians(25)
+    along = np.array([math.cos(tilt), math.sin(tilt)])
+    right_eye, left_eye = centre - half_gap * along, centre + half_gap * along
+    for eye in (right_eye, left_eye):
+        cv2.circle(photo, (round(eye[0]), round(eye[1])), 6, 0, -1)
+    detection = Detection((150.0, 150.0, 100.0, 120.0), 0.9, (tuple(right_eye), tuple(left_eye), (200.0, 210.0),
+                                                              (185.0, 240.0), (215.0, 240.0)))
+    assert math.degrees(eye_angle(detection)) == pytest.approx(25)
+    aligned = dark_spots(crop_square(photo, face_square(detection, YUNET_FRAMING, align=True), 120))
+    unaligned = dark_spots(crop_square(photo, face_square(detection, YUNET_FRAMING, align=False), 120))
+    (x0, y0), (x1, y1) = aligned
+    assert abs(y1 - y0) < 1 and (x1 - x0) == pytest.approx(60 * 120 / (YUNET_FRAMING.scale * 110), rel=0.03)
+    (u0, v0), (u1, v1) = unaligned
+    assert math.degrees(math.atan2(v1 - v0, u1 - u0)) == pytest.approx(25, abs=1)
+
+
+def test_crop_square_takes_exactly_the_square():
+    """A square of the photo maps onto the crop pixel for pixel (no shift, no flip), edges repeated outside."""
+    photo = np.arange(100 * 120, dtype=np.int64).reshape(100, 120).astype(np.uint8)
+    crop = crop_square(photo, Square(cx=30, cy=40, side=20, angle=0.0), 20)
+    np.testing.assert_array_equal(crop, photo[30:50, 20:40])
+    corner = crop_square(photo, Square(cx=0, cy=0, side=20, angle=0.0), 20)
+    assert (corner[:10, :10] == photo[0, 0]).all()
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (["--detect-size", "10"], "--detect-size 10"),
+    (["--min-score", "1.5"], "--min-score 1.5"),
+])
+def test_bad_detector_options_are_one_line(options, fragment):
+    result = runner.invoke(app, ["predict", str(EXAMPLES / "astronaut.jpg"), *options])
+    assert result.exit_code == 1 and fragment in result.stderr and "Traceback" not in result.output
+
+
+def test_unknown_detector_is_refused_with_the_choices():
+    result = runner.invoke(app, ["predict", str(EXAMPLES / "astronaut.jpg"), "--detector", "mtcnn"])
+    assert result.exit_code == 2 and "yunet" in result.output and "haar" in result.output
