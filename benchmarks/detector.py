@@ -1,0 +1,220 @@
+"""The face pipeline on photos: detectors side by side, and FER-2013 faces planted into larger images.
+
+1. Planted faces: FER-2013 crops of one split, upscaled (64-320 px) and pasted at random places into
+   640x480-1600x1200 scenes (photo textures, smooth noise), half of them tilted by up to 25 degrees.
+   The whole predict path runs on each scene (detector, alignment, crop, classifier) and is scored
+   against classifying the original 48x48 crops directly. It also counts phantom faces (detections
+   away from the planted face) by score threshold, and sweeps the crop framing: pick on --split val
+   (PublicTest), then report --split test (PrivateTest) once with the chosen framing.
+2. Photos: Haar (the old default: full resolution) vs Haar and YuNet at --detect-size, on the example
+   photos, a face-free photo and planted scenes, each resized to several sizes: faces found, extra
+   boxes and time per photo (decode + detect).
+
+Usage: python benchmarks/detector.py [--split val] [--faces 1000] [--data ../shared/data/fer2013] [--sweep]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from common import ROOT, data_arg, machine, print_table
+from fercli.align import YUNET_FRAMING, Framing, aligned_crop
+from fercli.classifier import open_classifier
+from fercli.config import DataConfig
+from fercli.data import load_dataset
+from fercli.detect import DETECT_SIZE, MIN_SCORE, Haar, YuNet
+from fercli.images import read_photo
+
+SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass
+class Scene:
+    image: np.ndarray  # RGB
+    center: tuple[float, float]  # the planted face's centre
+    side: float
+    label: int
+    tilt: float  # degrees
+
+
+def textures() -> list[np.ndarray]:
+    """Face-free photos (scikit-learn's samples) as backgrounds."""
+    import sklearn
+
+    folder = Path(sklearn.__file__).parent / "datasets" / "images"
+    return [np.asarray(Image.open(folder / name).convert("RGB")) for name in ("china.jpg", "flower.jpg")]
+
+
+def background(rng: np.random.Generator, width: int, height: int, photos: list[np.ndarray]) -> np.ndarray:
+    if rng.random() < 0.5:
+        photo = photos[rng.integers(len(photos))]
+        return cv2.resize(photo, (width, height), interpolation=cv2.INTER_LINEAR)
+    coarse = rng.normal(128, 40, (max(2, height // 40), max(2, width // 40), 3)).clip(0, 255).astype(np.uint8)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def plant(face: np.ndarray, label: int, rng: np.random.Generator, photos: list[np.ndarray]) -> Scene:
+    width = int(rng.choice([640, 1024, 1600]))
+    height = width * 3 // 4
+    side = int(rng.integers(64, min(320, height // 2)))
+    image = background(rng, width, height, photos)
+    x0, y0 = int(rng.integers(side // 2, width - 3 * side // 2)), int(rng.integers(side // 2, height - 3 * side // 2))
+    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    image[y0 : y0 + side, x0 : x0 + side] = big[:, :, None]
+    center = (x0 + side / 2, y0 + side / 2)
+    tilt = float(rng.uniform(-25, 25)) if rng.random() < 0.5 else 0.0
+    if tilt:
+        turn = cv2.getRotationMatrix2D(center, tilt, 1.0)
+        image = cv2.warpAffine(image, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return Scene(image, center, side, label, tilt)
+
+
+def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
+    dataset = load_dataset(DataConfig(root=data))
+    chosen = dataset.split(split)
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(chosen), size=min(count, len(chosen)), replace=False)
+    photos = textures()
+    classifier = open_classifier()
+    detector = YuNet(detect_size=DETECT_SIZE, min_score=min(SCORES))
+    scenes, hits, phantoms, seconds = [], [], [], []
+    for i in picks:
+        scene = plant(chosen.images[i, 0].numpy(), int(chosen.labels[i]), rng, photos)
+        start = time.perf_counter()
+        found = detector.detect(scene.image)
+        seconds.append(time.perf_counter() - start)
+        near = [d for d in found if math.dist(box_centre(d.box), scene.center) < scene.side / 2]
+        hits.append(max(near, key=lambda d: d.score) if near else None)
+        phantoms.append([d.score for d in found if d not in near])
+        scenes.append(scene)
+    labels = np.array([s.label for s in scenes])
+    direct = classifier.probabilities(chosen.images[picks, 0].numpy()).argmax(1)
+    print(f"\n{len(scenes)} {split} faces planted into scenes; YuNet at {DETECT_SIZE} px, "
+          f"median {statistics.median(seconds) * 1000:.0f} ms a scene; {machine()}")
+    rows = []
+    for threshold in SCORES:
+        found = np.array([h is not None and h.score >= threshold for h in hits])
+        extra = sum(sum(s >= threshold for s in p) for p in phantoms)
+        rows.append([threshold, f"{found.mean():.1%}", extra, f"{extra / len(scenes):.3f}"])
+    print_table("detector score threshold (YuNet)", ["min score", "planted faces found", "phantom boxes", "per scene"], rows)
+
+    found = np.array([h is not None and h.score >= MIN_SCORE for h in hits])
+    sizes = np.array([s.side * DETECT_SIZE / max(s.image.shape[:2]) for s in scenes])  # face side as the detector sees it
+    upright = np.array([s.tilt == 0 for s in scenes])
+    rows = [[name, int(mask.sum()), f"{found[mask].mean():.1%}"] for name, mask in (
+        ("face side < 40 px at detect size", sizes < 40), ("40-80 px", (sizes >= 40) & (sizes < 80)),
+        ("80 px or more", sizes >= 80), ("upright", upright), ("tilted up to 25 degrees", ~upright))]
+    print_table(f"planted faces found at min score {MIN_SCORE}, by kind", ["faces", "count", "found"], rows)
+
+    gray_scenes = [cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY) for s in scenes]
+    idx = np.flatnonzero(found)
+
+    def accuracy(framing: Framing, align: bool, subset: np.ndarray) -> float:
+        """Accuracy through detector + crop + classifier on the faces the detector found (within ``subset``)."""
+        pick = [i for i in idx if subset[i]]
+        crops = np.stack([aligned_crop(gray_scenes[i], hits[i], 48, framing, align) for i in pick])
+        return float((classifier.probabilities(crops).argmax(1) == labels[pick]).mean())
+
+    everything, tilted = np.ones(len(scenes), dtype=bool), ~upright
+    right = direct == labels
+    rows = [["direct: the original 48x48 crops", f"{right[idx].mean():.2%}", f"{right[idx][upright[idx]].mean():.2%}",
+             f"{right[idx][tilted[idx]].mean():.2%}"]]
+    for name, framing, align in (("YuNet + alignment (shipped)", YUNET_FRAMING, True), ("YuNet, no alignment", YUNET_FRAMING, False)):
+        rows.append([name, *(f"{accuracy(framing, align, subset):.2%}" for subset in (everything, upright, tilted))])
+    print_table(f"accuracy on the {len(idx)} planted {split} faces found (of {len(scenes)}; direct on all: {right.mean():.2%})",
+                ["path", "all found", "upright", "tilted"], rows)
+    if sweep:
+        rows = [[scale, shift, f"{accuracy(Framing(scale, shift), True, everything):.2%}"]
+                for scale in (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3) for shift in (-0.06, -0.04, -0.02, 0.0, 0.02)]
+        print_table(f"framing sweep on {split} (crop side = scale x mean box side; centre shift in crop sides)",
+                    ["scale", "shift", "accuracy on faces found"], rows)
+
+
+def box_centre(box) -> tuple[float, float]:
+    x, y, w, h = box
+    return x + w / 2, y + h / 2
+
+
+# ---------------------------------------------------------------- photos at several sizes
+
+PHOTOS = {"astronaut": ([(222, 120)], ROOT / "examples" / "astronaut.jpg"),
+          "two_faces": ([(222, 120), (799, 120)], ROOT / "examples" / "two_faces.jpg")}
+SIDES = (640, 1600, 4000)  # longest side: about 0.3, 2 and 12 megapixels at 4:3
+
+
+def photo_set(folder: Path, data: str) -> list[tuple[Path, list[tuple[float, float]]]]:
+    """(JPEG, face centres) at each size: the example photos, matplotlib's Grace Hopper, face-free photos and
+    planted scenes, all written once as the JPEGs a camera would."""
+    import matplotlib.cbook
+
+    sources = {name: (Image.open(path).convert("RGB"), centres) for name, (centres, path) in PHOTOS.items()}
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        sources["grace_hopper"] = (Image.open(handle).convert("RGB"), [(268, 226)])
+    for i, photo in enumerate(textures()):
+        sources[f"no_face_{i}"] = (Image.fromarray(photo), [])
+    chosen = load_dataset(DataConfig(root=data)).split("val")
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        scene = plant(chosen.images[i, 0].numpy(), 0, rng, textures())
+        sources[f"planted_{i}"] = (Image.fromarray(scene.image), [scene.center])
+    out = []
+    for name, (image, centres) in sources.items():
+        for side in SIDES:
+            factor = side / max(image.size)
+            resized = image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
+            path = folder / f"{name}_{side}.jpg"
+            resized.save(path, quality=90)
+            out.append((path, [(x * factor, y * factor) for x, y in centres]))
+    return out
+
+
+def detectors_on_photos(data: str, repeats: int = 3) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = photo_set(Path(tmp), data)
+        ways = {"Haar, full resolution (old default)": (Haar(detect_size=10_000, min_size=40), 4096),
+                f"Haar at {DETECT_SIZE} px": (Haar(detect_size=DETECT_SIZE), 2 * DETECT_SIZE),
+                f"YuNet at {DETECT_SIZE} px (default)": (YuNet(detect_size=DETECT_SIZE, min_score=MIN_SCORE), 2 * DETECT_SIZE)}
+        rows = []
+        for side in SIDES:
+            subset = [(p, c) for p, c in photos if p.stem.endswith(f"_{side}")]
+            for name, (detector, decode_side) in ways.items():
+                found = extra = 0
+                times = []
+                for path, centres in subset:
+                    for _ in range(repeats):
+                        start = time.perf_counter()
+                        detections = detector.detect(read_photo(path, gray=False, max_side=decode_side).pixels)
+                        times.append(time.perf_counter() - start)
+                    scale = max(Image.open(path).size) / max(read_photo(path, gray=False, max_side=decode_side).pixels.shape)
+                    hit = [any(math.dist(box_centre([v * scale for v in d.box]), c) < d.box[2] * scale for d in detections)
+                           for c in centres]
+                    found += sum(hit)
+                    extra += len(detections) - sum(hit)
+                total = sum(len(c) for _, c in subset)
+                rows.append([f"{side} px", name, f"{found}/{total}", extra, f"{statistics.median(times) * 1000:.0f} ms"])
+        print_table(f"detectors on {len(photos) // len(SIDES)} photos x {len(SIDES)} sizes (decode + detect, median of "
+                    f"{repeats}); {machine()}", ["longest side", "detector", "faces found", "extra boxes", "time / photo"], rows)
+
+
+
+if __name__ == "__main__":
+    parser = data_arg(__doc__.splitlines()[0])
+    parser.add_argument("--split", default="val", choices=("val", "test"), help="val (PublicTest) to choose, test once")
+    parser.add_argument("--faces", type=int, default=1000)
+    parser.add_argument("--sweep", action="store_true", help="also sweep the crop framing (choose on val only)")
+    parser.add_argument("--skip-photos", action="store_true")
+    parser.add_argument("--skip-planted", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_planted:
+        planted_faces(args.split, args.faces, args.data, args.sweep)
+    if not args.skip_photos:
+        detectors_on_photos(args.data)
