@@ -64,3 +64,36 @@ def data_arg(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="FER-2013 folder (Kaggle layout)")
     return parser
+
+
+def sample_photos() -> dict[str, "object"]:
+    """Ordinary photos that ship with fer's dependencies, as PIL images: name -> image.
+
+    With faces: examples/astronaut.jpg (1), examples/two_faces.jpg (2), matplotlib's grace_hopper.jpg (1);
+    without: scikit-learn's china.jpg (a temple) and flower.jpg."""
+    import matplotlib.cbook
+    import sklearn
+    from PIL import Image
+
+    photos = {name: Image.open(ROOT / "examples" / f"{name}.jpg").convert("RGB") for name in ("astronaut", "two_faces")}
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photos["grace_hopper"] = Image.open(handle).convert("RGB")
+    for name in ("china", "flower"):
+        photos[name] = Image.open(Path(sklearn.__file__).parent / "datasets" / "images" / f"{name}.jpg").convert("RGB")
+    return photos
+
+
+def write_photo_folder(folder: Path, count: int = 100, megapixels=(1.0, 12.0), seed: int = 0) -> Path:
+    """``count`` JPEGs of random sizes in ``megapixels``, cycling through sample_photos() (resized up)."""
+    import numpy as np
+    from PIL import Image
+
+    photos = list(sample_photos().values())
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        factor = (rng.uniform(*megapixels) * 1e6 / (photo.width * photo.height)) ** 0.5
+        size = (round(photo.width * factor), round(photo.height * factor))
+        photo.resize(size, Image.Resampling.BILINEAR).save(folder / f"photo{i:03d}.jpg", quality=90)
+    return folder

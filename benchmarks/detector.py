@@ -26,12 +26,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import ROOT, data_arg, machine, print_table
+from common import data_arg, machine, print_table, sample_photos
 from fercli.align import YUNET_FRAMING, Framing, aligned_crop
 from fercli.classifier import open_classifier
 from fercli.config import DataConfig
 from fercli.data import load_dataset
-from fercli.detect import DETECT_SIZE, MIN_SCORE, Haar, YuNet
+from fercli.choices import DETECT_SIZE, MIN_SCORE
+from fercli.detect import Haar, YuNet
 from fercli.images import read_photo
 
 SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -48,10 +49,8 @@ class Scene:
 
 def textures() -> list[np.ndarray]:
     """Face-free photos (scikit-learn's samples) as backgrounds."""
-    import sklearn
-
-    folder = Path(sklearn.__file__).parent / "datasets" / "images"
-    return [np.asarray(Image.open(folder / name).convert("RGB")) for name in ("china.jpg", "flower.jpg")]
+    photos = sample_photos()
+    return [np.asarray(photos[name]) for name in ("china", "flower")]
 
 
 def background(rng: np.random.Generator, width: int, height: int, photos: list[np.ndarray]) -> np.ndarray:
@@ -146,21 +145,15 @@ def box_centre(box) -> tuple[float, float]:
 
 # ---------------------------------------------------------------- photos at several sizes
 
-PHOTOS = {"astronaut": ([(222, 120)], ROOT / "examples" / "astronaut.jpg"),
-          "two_faces": ([(222, 120), (799, 120)], ROOT / "examples" / "two_faces.jpg")}
+FACE_CENTRES = {"astronaut": [(222, 120)], "two_faces": [(222, 120), (799, 120)], "grace_hopper": [(268, 226)],
+                "china": [], "flower": []}
 SIDES = (640, 1600, 4000)  # longest side: about 0.3, 2 and 12 megapixels at 4:3
 
 
 def photo_set(folder: Path, data: str) -> list[tuple[Path, list[tuple[float, float]]]]:
     """(JPEG, face centres) at each size: the example photos, matplotlib's Grace Hopper, face-free photos and
     planted scenes, all written once as the JPEGs a camera would."""
-    import matplotlib.cbook
-
-    sources = {name: (Image.open(path).convert("RGB"), centres) for name, (centres, path) in PHOTOS.items()}
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
-        sources["grace_hopper"] = (Image.open(handle).convert("RGB"), [(268, 226)])
-    for i, photo in enumerate(textures()):
-        sources[f"no_face_{i}"] = (Image.fromarray(photo), [])
+    sources = {name: (photo, FACE_CENTRES[name]) for name, photo in sample_photos().items()}
     chosen = load_dataset(DataConfig(root=data)).split("val")
     rng = np.random.default_rng(1)
     for i in range(4):

@@ -2,6 +2,8 @@
 
 Both forms of the shipped model side by side: the ONNX export (the default) and the PyTorch checkpoint;
 for throughput also its int8 export (`fer export --int8`, calibrated on FER-2013 training images from --data).
+Photos as people have them: one 12-megapixel JPEG, and a folder of 100 JPEGs of 1-12 megapixels, with YuNet
+(the default) and Haar side by side.
 
 Usage: python benchmarks/predict_latency.py [--photo examples/astronaut.jpg] [--runs 7] [--data ../shared/data/fer2013]
 """
@@ -18,27 +20,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, ROOT, gflop_per_image, machine, matmul_gflops, print_table
+from common import DEFAULT_DATA, ROOT, gflop_per_image, machine, matmul_gflops, print_table, sample_photos, write_photo_folder
 from fercli.shipped import default_checkpoint
 
 PARTS = r"""
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from fercli.predict import FaceDetector, Predictor, load_classifier
-from fercli.images import read_image
+from fercli.faces import FaceAnalyzer
+from fercli.images import read_photo
 if sys.argv[2].endswith(".pt"):
     import torch  # the PyTorch path pays for this import; count it with the imports
 t1 = time.perf_counter()
-classifier = load_classifier(Path(sys.argv[2]))
-detector = FaceDetector()
+analyzer = FaceAnalyzer(sys.argv[2])
 t2 = time.perf_counter()
-gray = read_image(Path(sys.argv[1]), gray=True)
-boxes = detector.detect(gray)
+photo = read_photo(Path(sys.argv[1]), gray=False, max_side=2 * analyzer.detect_size)
 t3 = time.perf_counter()
-result, _ = next(Predictor(classifier, detector).run([(sys.argv[1], "")]))
+result, crops = analyzer.find_faces(sys.argv[1], photo)
 t4 = time.perf_counter()
-print(json.dumps({"imports": t1 - t0, "model load": t2 - t1, "read + detect": t3 - t2, "crop + classify": t4 - t3}))
+analyzer.classify([result], [crops])
+t5 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "models load": t2 - t1, "read photo": t3 - t2, "detect + align + crop": t4 - t3,
+                  "classify": t5 - t4}))
 """
 
 
@@ -63,9 +66,9 @@ def faces_per_second(models: dict[str, Path], batch: int, repeats: int = 7) -> d
     slow spell of this shared machine hits them all alike."""
     import numpy as np
 
-    from fercli.predict import load_classifier
+    from fercli.classifier import open_classifier
 
-    classifiers = {name: load_classifier(path) for name, path in models.items()}
+    classifiers = {name: open_classifier(path) for name, path in models.items()}
     crops = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
     calls = max(1, 256 // batch)
     times: dict[str, list[float]] = {name: [] for name in classifiers}
@@ -99,6 +102,7 @@ def main() -> None:
     title = f"latency in seconds, median of {args.runs} runs ({machine()})"
     print_table(title, ["step", "default (.onnx)", "-c fer_vgg.pt"], rows)
     print(f"end to end: the ONNX default is {e2e['torch'] / e2e['onnx']:.1f}x faster than the PyTorch checkpoint")
+    photos_end_to_end(args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         engines = {"onnxruntime fp32": models["onnx"], **int8_export(models["torch"], args.data, Path(tmp)),
                    "torch fp32": models["torch"]}
@@ -106,6 +110,24 @@ def main() -> None:
     rows = [[batch, *(f"{rate:,.0f}" for rate in by_engine.values())] for batch, by_engine in rates.items()]
     print_table("classifier throughput, faces/s (48x48 crops, CPU, median of 7)", ["batch", *engines], rows)
     print(matmul_reference(models["torch"], rates[256]["onnxruntime fp32"]))
+
+
+def photos_end_to_end(runs: int) -> None:
+    """`fer predict` on one 12-megapixel JPEG and on a folder of 100 photos of 1-12 megapixels, YuNet vs Haar."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "photo_12mp.jpg"
+        upscaled = sample_photos()["astronaut"].resize((4000, 4000), Image.Resampling.BICUBIC)
+        upscaled.crop((0, 500, 4000, 3500)).save(big, quality=90)
+        folder = write_photo_folder(Path(tmp) / "photos")
+        rows = []
+        for name, options in (("YuNet (default)", []), ("Haar", ["--detector", "haar"])):
+            one = statistics.median(end_to_end(str(big), options, runs))
+            many = statistics.median(end_to_end(str(folder), options, max(1, runs // 3)))
+            rows.append([name, f"{one:.2f}", f"{many:.2f}"])
+    print_table(f"fer predict on photos, seconds end to end (median; {machine()})",
+                ["detector", "one 12-MP JPEG (4000x3000)", "folder: 100 JPEGs of 1-12 MP"], rows)
 
 
 def int8_export(checkpoint: Path, data: str, folder: Path) -> dict[str, Path]:
