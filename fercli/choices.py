@@ -1,5 +1,6 @@
-"""The fixed choices users make on the command line, as Enums: Typer checks them at the edge and lists them
-in --help. A leaf: imports nothing, so ``fer --help`` stays instant."""
+"""The choices users make on the command line, as Enums (Typer checks them at the edge and lists them in
+--help), and the face pipeline's defaults, shared by the CLI and the Python API. A leaf: imports nothing,
+so ``fer --help`` stays instant."""
 
 from __future__ import annotations
 
@@ -24,3 +25,9 @@ class DetectorName(str, Enum):
 class Faces(str, Enum):
     all = "all"
     largest = "largest"
+
+
+# Face pipeline defaults (benchmarks/detector.py measured them).
+DETECT_SIZE = 640  # longest side the detector looks at: YuNet's training resolution
+MIN_SCORE = 0.6  # YuNet score threshold: on planted faces 0.6 kept 2-3 points more faces than 0.7 for one phantom in 3,589 scenes
+MIN_FACE = 40  # faces smaller than this (pixels of the full photo) are too small to read an expression from

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from fercli.choices import TTA, DetectorName, Faces
+from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces
 
 app = typer.Typer(
     help="Facial expression recognition: train, evaluate, visualize, predict and export.",
@@ -122,11 +122,11 @@ def predict(
     save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated image(s) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the K most likely emotions.")] = 2,
-    detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN face detector with eye, nose and mouth points, used to level the eyes (few false faces, finds turned and half-covered faces); haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
-    detect_size: Annotated[int, typer.Option("--detect-size", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = 640,
-    min_score: Annotated[float, typer.Option("--min-score", help="YuNet's face score threshold (0-1); higher: fewer false faces, more missed ones.")] = 0.6,
+    detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes); in benchmarks/detector.py it found all 8 faces of the sample photos with no false box, where haar found 5-6 and drew 1-68 false ones. haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
+    detect_size: Annotated[int, typer.Option("--detect-size", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = DETECT_SIZE,
+    min_score: Annotated[float, typer.Option("--min-score", help="YuNet's face score threshold (0-1); higher: fewer false faces, more missed ones.")] = MIN_SCORE,
     faces: Annotated[Faces, typer.Option("--faces", help="all faces, or the largest only.")] = Faces.all,
-    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to keep, in the photo's pixels.")] = 40,
+    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to keep, in the photo's pixels.")] = MIN_FACE,
     no_align: Annotated[bool, typer.Option("--no-align", help="Do not turn face crops to level the eyes.")] = False,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
     device: DeviceOpt = "auto",

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fercli.choices import DetectorName
+from fercli.choices import DETECT_SIZE, MIN_SCORE, DetectorName
 from fercli.errors import InputError
-
-DETECT_SIZE = 640  # YuNet's training resolution; see benchmarks/detector.py for faces found and time per size
-MIN_SCORE = 0.6  # YuNet score threshold, chosen on planted faces and face-free photos (benchmarks/detector.py)
 
 
 @dataclass(frozen=True)

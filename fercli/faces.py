@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop
-from fercli.choices import DetectorName, Faces
+from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, DetectorName, Faces
 from fercli.classifier import Classifier, open_classifier
-from fercli.detect import DETECT_SIZE, MIN_SCORE, Detection, create_detector
+from fercli.detect import Detection, create_detector
 from fercli.errors import CheckpointError, InputError
 from fercli.images import Photo, read_photo, resize_square
 
 CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
-MIN_FACE = 40  # faces smaller than this (pixels of the full photo) are too small to read an expression from
+MIN_SIDE = 16  # smaller than this, an image cannot hold a face whose expression can be read
 
 
 @dataclass
@@ -110,6 +110,10 @@ class FaceAnalyzer:
     def find_faces(self, path: str, photo: Photo) -> tuple[ImageResult, list[np.ndarray]]:
         import cv2
 
+        if min(photo.size) < MIN_SIDE:
+            width, height = photo.size
+            return ImageResult(path, "error", error=f"image too small ({width}x{height} pixels); a face needs at least "
+                               f"{MIN_SIDE}x{MIN_SIDE}", size=photo.size), []
         pixels = photo.pixels
         gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
         size = self.classifier.preprocess.image_size
