@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -13,16 +14,25 @@ EPOCH_COLUMNS = [("epoch", 5, "d"), ("train_loss", 10, ".4f"), ("train_acc", 9, 
                  ("val_acc", 7, ".2%"), ("lr", 9, ".2e"), ("seconds", 7, ".1f")]
 
 
+# Messages carry file names and user input: printed literally, so "[red]holiday.jpg" stays that name and a
+# path holding "[/b]" cannot break Rich's markup parser. Only fer's own prefixes are markup.
+
+
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err.print(message, highlight=False, soft_wrap=True)
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def result_line(text: str) -> None:
+    """One line of results on stdout, printed literally."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 class RichReporter:
@@ -71,11 +81,11 @@ class RichReporter:
 
 
 def make_table(title: str, columns: list[str], rows: list[list], **kwargs) -> Table:
-    table = Table(title=title, title_justify="left", **kwargs)
+    table = Table(title=escape(title), title_justify="left", **kwargs)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        table.add_column(escape(column), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*[str(cell) for cell in row])
+        table.add_row(*[escape(str(cell)) for cell in row])
     return table
 
 

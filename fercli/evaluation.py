@@ -132,4 +132,4 @@ def show_report(report: dict, classes, out_dir: Path) -> None:
     console.show(console.make_table("confusion matrix (rows: true, columns: predicted)", ["true \\ pred", *classes], matrix))
     pairs = [[f"{p['true']} -> {p['pred']}", p["count"], f"{p['share_of_true']:.1%}"] for p in report["most_confused"]]
     console.show(console.make_table("most confused", ["true -> predicted", "images", "of true class"], pairs))
-    console.out.print(f"Results saved to {out_dir}", highlight=False)
+    console.result_line(f"Results saved to {out_dir}")

@@ -64,8 +64,7 @@ def show_result(result: ImageResult, top_k: int) -> None:
         console.error(f"{result.path}: {result.error}")
         return
     if result.status == "no_face":
-        console.out.print(f"{result.path}: no face found (small faces: --detect-size 1280; "
-                          "a face crop: --no-detect)", highlight=False)
+        console.result_line(f"{result.path}: no face found (small faces: --detect-size 1280; a face crop: --no-detect)")
         return
     rows = []
     for i, face in enumerate(result.faces, start=1):
@@ -83,7 +82,14 @@ def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool)
     as_file = save.suffix.lower() in IMAGE_SUFFIXES and not save.is_dir()
     if as_file and len(readable) > 1:
         raise InputError(f"--save {save}: {len(readable)} inputs need a folder, not one file")
-    targets = {p: save if as_file else save / f"{Path(p).stem}_fer.jpg" for p in readable}
+    targets: dict[str, Path] = {}
+    for path in readable:
+        # a/face.jpg and b/face.jpg (or face.jpg and face.png) would share a name: number the later ones.
+        target, n = save if as_file else save / f"{Path(path).stem}_fer.jpg", 1
+        while target in targets.values() and targets.get(path) != target:
+            n += 1
+            target = save / f"{Path(path).stem}_fer-{n}.jpg"
+        targets[path] = target
     for target in targets.values():
         refuse_overwrite(target, overwrite)
     return targets

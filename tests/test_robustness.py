@@ -224,3 +224,40 @@ def test_ctrl_c_exits_cleanly_with_resume_hint(tmp_path, fer_folders):
     assert proc.returncode == 130
     assert "fer train --resume" in stderr and "Traceback" not in stderr
     torch.load(tmp_path / "runs" / "tiny" / "last.pt", weights_only=True)
+
+
+# ---------------------------------------------------------------- predict: names, collisions, tiny images
+
+
+def test_file_names_are_printed_literally_not_as_markup(tmp_path, trained_checkpoint):
+    """A name holding "[/b]" used to crash Rich's markup parser; "[red]" used to vanish from the output."""
+    folder = tmp_path / "shots"
+    (folder / "x[").mkdir(parents=True)
+    for name in ("[red]holiday.png", "x[/b].png"):  # the second is the file b].png in the folder x[
+        Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / name)
+    missing = folder / "gone[/i].jpg"
+    result = run("predict", folder, missing, "-c", trained_checkpoint)
+    assert result.exit_code == 1 and "Traceback" not in result.output  # only the missing file failed
+    assert "[red]holiday.png" in result.stdout and "x[/b].png" in result.stdout
+    assert "gone[/i].jpg" in result.stderr
+
+
+def test_annotated_images_never_overwrite_each_other(tmp_path, trained_checkpoint):
+    """a/face.jpg, b/face.jpg and a/face.png all want out/face_fer.jpg: each gets its own file."""
+    for sub, suffix in (("a", ".jpg"), ("b", ".jpg"), ("a", ".png")):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        Image.open(EXAMPLES / "astronaut.jpg").save(tmp_path / sub / f"face{suffix}")
+    out = tmp_path / "out"
+    result = run("predict", tmp_path / "a", tmp_path / "b", "-c", trained_checkpoint, "--save", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["face_fer-2.jpg", "face_fer-3.jpg", "face_fer.jpg"]
+
+
+def test_an_image_too_small_for_a_face_is_an_error(tmp_path, trained_checkpoint):
+    import json
+
+    dot = tmp_path / "dot.png"
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(dot)
+    result = run("predict", dot, "-c", trained_checkpoint, "--json")
+    record = json.loads(result.stdout)
+    assert result.exit_code == 1 and record["status"] == "error" and "too small (1x1" in record["error"]
