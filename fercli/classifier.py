@@ -54,8 +54,3 @@ def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_siz
 
     return TorchClassifier.open(path, device=device, **options)
 
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)

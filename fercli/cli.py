@@ -64,7 +64,7 @@ def train(
     debug: DebugOpt = False,
 ) -> None:
     """Train a model; writes runs/train/<name>/ (config, metrics.csv, curves.png, best.pt, last.pt)."""
-    from fercli.trainer import run_training
+    from fercli.commands.train import run_training
 
     run_dir = run_training(config, list(overrides or []), resume, device)
     if run_dir is not None:
@@ -85,7 +85,7 @@ def evaluate(
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate checkpoint(s) on a split: metric tables, confusion matrix, calibration; writes runs/eval/<name>/."""
-    from fercli.evaluation import run_eval
+    from fercli.commands.eval import run_eval
 
     run_eval(checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device)
 
@@ -107,7 +107,7 @@ def visualize(
     debug: DebugOpt = False,
 ) -> None:
     """Draw a grid of images titled true -> pred (green right, red wrong)."""
-    from fercli.visualize import run_visualize
+    from fercli.commands.visualize import run_visualize
 
     path = run_visualize(n, checkpoint, data, split, seed, errors, pair, least_confident, out, overwrite, device)
     print(path)
@@ -133,7 +133,7 @@ def predict(
     debug: DebugOpt = False,
 ) -> None:
     """Detect faces in photos (YuNet by default) and classify each face's expression."""
-    from fercli.predict import run_predict
+    from fercli.commands.predict import run_predict
 
     code = run_predict(inputs, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,

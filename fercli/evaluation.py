@@ -1,25 +1,20 @@
-"""``fer eval``: score checkpoint(s) on a data split; tables to stdout, files to runs/eval/<name>."""
+"""Scoring models on a data split: open them, load the split in their class order, average, report."""
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fercli import console
-from fercli.checkpoint import file_fingerprint, training_data_root
+from fercli.checkpoint import training_data_root
 from fercli.choices import TTA
-from fercli.classifier import Classifier, open_classifier, softmax
+from fercli.classifier import Classifier, open_classifier
 from fercli.config import DataConfig
-from fercli.data import Split, load_dataset
-from fercli.device import resolve_device
+from fercli.data import Split, Warn, load_dataset
 from fercli.errors import DataError, InputError
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
-from fercli.runs import new_run_dir, write_text_atomic
 from fercli.shipped import default_checkpoint
 
 
@@ -33,7 +28,7 @@ def open_classifiers(paths: list[Path] | None, device: torch.device, batch_size:
     return paths, models
 
 
-def load_split(data: str | None, models: list[Classifier], split: str, warn=console.warn) -> tuple[Split, str]:
+def load_split(data: str | None, models: list[Classifier], split: str, warn: Warn = lambda _msg: None) -> tuple[Split, str]:
     """The split, with labels re-indexed into the checkpoint's class order."""
     first = models[0]
     root = data or training_data_root(first.meta)
@@ -57,40 +52,11 @@ def model_logits(models: list[Classifier], images: torch.Tensor, tta: TTA) -> li
 
 def average_probs(logits: list[np.ndarray], temperatures: list[float]) -> np.ndarray:
     """Mean of each model's temperature-scaled class probabilities: [N, K]."""
-    return np.mean([softmax(z, t) for z, t in zip(logits, temperatures)], axis=0)
+    return torch.stack([torch.softmax(torch.from_numpy(z) / t, dim=1) for z, t in zip(logits, temperatures)]).mean(0).numpy()
 
 
 def ensemble_probs(models: list[Classifier], images: torch.Tensor, tta: TTA) -> np.ndarray:
     return average_probs(model_logits(models, images, tta), [m.temperature for m in models])
-
-
-def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
-             batch_size: int, device_name: str) -> dict:
-    device = resolve_device(device_name)
-    paths, models = open_classifiers(checkpoints, device, batch_size)
-    chosen, data_fingerprint = load_split(data, models, split)
-    classes, labels = models[0].classes, chosen.labels.numpy()
-    start = time.perf_counter()
-    logits = model_logits(models, chosen.images, tta)
-    images_per_s = len(labels) / (time.perf_counter() - start)  # all models and TTA views, batched
-    temperatures = [m.temperature for m in models]
-    probs = average_probs(logits, temperatures)
-    report = build_report(probs, labels, classes)
-    report["uncalibrated"] = summary_metrics(average_probs(logits, [1.0] * len(models)), labels)
-    if tta != "none":
-        report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, TTA.none), labels)
-    report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
-                  data=str(data or training_data_root(models[0].meta)), data_fingerprint=data_fingerprint,
-                  split=split, tta=TTA(tta).value, images=int(len(labels)), temperatures=temperatures,
-                  params=[m.parameters for m in models], device=" + ".join(sorted({m.runs_on for m in models})),
-                  images_per_s=images_per_s)
-    out_dir = new_run_dir("runs/eval", name)
-    write_eval_files(report, probs, labels, classes, out_dir)
-    if as_json:
-        print(json.dumps(report))
-    else:
-        show_report(report, classes, out_dir)
-    return report
 
 
 def build_report(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> dict:
@@ -98,38 +64,3 @@ def build_report(probs: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]
     return {"metrics": summary_metrics(probs, labels), "per_class": per_class_metrics(probs, labels, classes),
             "confusion": matrix.tolist(), "most_confused": most_confused(matrix, classes),
             "reliability": reliability_bins(probs, labels)}
-
-
-def write_eval_files(report: dict, probs: np.ndarray, labels: np.ndarray, classes, out_dir: Path) -> None:
-    import pandas as pd
-
-    from fercli.plots import plot_confusion_matrix, plot_reliability
-
-    write_text_atomic(json.dumps(report, indent=2), out_dir / "metrics.json")
-    pd.DataFrame(report["per_class"]).to_csv(out_dir / "per_class.csv", index=False)
-    matrix = np.array(report["confusion"])
-    pd.DataFrame(matrix, index=list(classes), columns=list(classes)).rename_axis("true \\ pred").to_csv(out_dir / "confusion.csv")
-    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix.png", normalize=False)
-    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix_normalized.png", normalize=True)
-    plot_reliability(report["reliability"], report["metrics"]["ece"], out_dir / "reliability.png")
-
-
-def show_report(report: dict, classes, out_dir: Path) -> None:
-    m, u = report["metrics"], report["uncalibrated"]
-    title = f"{', '.join(report['checkpoints'])} on {report['split']} ({report['images']:,} images, TTA {report['tta']})"
-    rows = [["accuracy", f"{m['accuracy']:.2%}"], ["macro-F1", f"{m['macro_f1']:.4f}"],
-            ["balanced accuracy", f"{m['balanced_accuracy']:.2%}"], ["top-2 accuracy", f"{m['top2_accuracy']:.2%}"],
-            ["NLL", f"{m['nll']:.4f} (uncalibrated {u['nll']:.4f})"], ["ECE (15 bins)", f"{m['ece']:.4f} (uncalibrated {u['ece']:.4f})"]]
-    if "no_tta" in report:
-        gain = m["accuracy"] - report["no_tta"]["accuracy"]
-        rows.append([f"TTA {report['tta']} gain", f"{gain:+.2%} (no TTA {report['no_tta']['accuracy']:.2%})"])
-    rows.append(["parameters", " + ".join("unknown" if p is None else f"{p:,}" for p in report["params"])])
-    rows.append(["speed", f"{report['images_per_s']:,.0f} images/s on {report['device']}, TTA {report['tta']}"])
-    console.show(console.make_table(title, ["metric", "value"], rows))
-    per_class = [[r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"]] for r in report["per_class"]]
-    console.show(console.make_table("per class", ["class", "precision", "recall", "F1", "support"], per_class))
-    matrix = [[name, *row] for name, row in zip(classes, report["confusion"])]
-    console.show(console.make_table("confusion matrix (rows: true, columns: predicted)", ["true \\ pred", *classes], matrix))
-    pairs = [[f"{p['true']} -> {p['pred']}", p["count"], f"{p['share_of_true']:.1%}"] for p in report["most_confused"]]
-    console.show(console.make_table("most confused", ["true -> predicted", "images", "of true class"], pairs))
-    console.result_line(f"Results saved to {out_dir}")

@@ -12,7 +12,6 @@ from torch import nn
 from fercli.augment import tta_views
 from fercli.checkpoint import LoadedModel, load_model
 from fercli.choices import TTA
-from fercli.classifier import softmax
 from fercli.device import resolve_device
 from fercli.models import count_parameters
 from fercli.preprocess import Preprocess
@@ -60,4 +59,4 @@ class TorchClassifier:
         return predict_logits(self.loaded.model, images, self.preprocess, self.device, self.batch_size, tta).numpy()
 
     def probabilities(self, crops: np.ndarray, *, tta: TTA = TTA.none) -> np.ndarray:
-        return softmax(self.log_probs(crops, tta=tta), self.temperature)
+        return torch.softmax(torch.from_numpy(self.log_probs(crops, tta=tta)) / self.temperature, dim=1).numpy()

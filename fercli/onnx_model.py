@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from fercli.choices import TTA
-from fercli.classifier import softmax
 from fercli.errors import CheckpointError, InputError
 from fercli.preprocess import Preprocess
 
@@ -79,3 +78,10 @@ def read_preprocess(meta: dict[str, str]) -> Preprocess:
         return Preprocess(**json.loads(meta["preprocess"]))
     size = int(meta["image_size"])
     return Preprocess(image_size=size, input_size=size, channels=int(meta["channels"]), mean=0.0, std=1.0)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax(logits / temperature) in numpy: the ONNX path never imports torch."""
+    z = logits / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)

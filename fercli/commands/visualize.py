@@ -8,6 +8,7 @@ import numpy as np
 
 from fercli.device import resolve_device
 from fercli.errors import InputError
+from fercli import console
 from fercli.choices import TTA
 from fercli.evaluation import ensemble_probs, load_split, open_classifiers
 from fercli.runs import new_file_path, refuse_overwrite
@@ -23,7 +24,7 @@ def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, spli
         refuse_overwrite(out, overwrite)
     device = resolve_device(device_name)
     _paths, models = open_classifiers(checkpoints, device)
-    chosen, _fingerprint = load_split(data, models, split)
+    chosen, _fingerprint = load_split(data, models, split, warn=console.warn)
     classes = models[0].classes
     probs = ensemble_probs(models, chosen.images, TTA.none)
     labels, preds = chosen.labels.numpy(), probs.argmax(1)
