@@ -1,4 +1,5 @@
-"""``fer predict``: expand inputs, run the face pipeline, print tables or JSON lines, save annotated images."""
+"""``fer predict``: expand inputs, run the face pipeline on photos (tables or JSON lines, annotated images) and on
+videos and cameras (commands/video.py)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,41 @@ from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
 from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image
 from fercli.runs import refuse_overwrite
+from fercli.video import Sampling, is_video_path
+
+VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
 
 
-def run_predict(inputs: list[str], *, checkpoint: Path | None, as_json: bool, save: Path | None, overwrite: bool,
-                top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces, min_face: int,
-                no_detect: bool, align: bool, device_name: str) -> int:
+def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
+                overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
+                min_face: int, no_detect: bool, align: bool, sampling: Sampling, smooth_s: float, device_name: str) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
+    if not inputs and camera is None:
+        raise InputError("give photos, videos, folders or globs to predict on, or --source N for camera N")
+    if smooth_s < 0:
+        raise InputError(f"--smooth {smooth_s}: give 0 (no smoothing) or a number of seconds")
     items = expand_inputs(inputs)
-    targets = plan_saves(items, save, overwrite)
+    videos = [path for path, error in items if not error and is_video_path(path)]
+    photos = [(path, error) for path, error in items if path not in videos]
+    targets = plan_saves(items, save, overwrite, camera)
     analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
                             min_score=min_score, min_face=min_face, faces=faces, align=align, device=device_name)
+    failures = predict_photos(analyzer, photos, targets, as_json, top_k) if photos else 0
+    from fercli.commands.video import run_video
+
+    for source in videos + ([camera] if camera is not None else []):
+        try:
+            run_video(source, analyzer=analyzer, sampling=sampling, smooth_s=smooth_s, as_json=as_json,
+                      save=targets.get(str(source)), top_k=top_k)
+        except InputError as exc:
+            failures += 1
+            console.error(str(exc))
+    return 1 if failures else 0
+
+
+def predict_photos(analyzer: FaceAnalyzer, items: list[tuple[str, str]], targets: dict[str, Path], as_json: bool,
+                   top_k: int) -> int:
+    """Tables or JSON lines per photo; returns how many inputs could not be read."""
     failures = 0
     for result in analyzer.analyze_files(items):
         failures += result.status == "error"
@@ -34,11 +60,11 @@ def run_predict(inputs: list[str], *, checkpoint: Path | None, as_json: bool, sa
         else:
             show_result(result, top_k)
         if targets and result.status != "error":
-            saved = save_annotated(result, targets[result.path])
+            saved = save_annotated(result, targets[result.path], top_k)
             console.info(f"saved {saved}")
     if failures and not as_json:
         console.warn(f"{failures} of {len(items)} input(s) could not be read")
-    return 1 if failures else 0
+    return failures
 
 
 def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
@@ -47,8 +73,8 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
-            found += [(str(p), "") for p in images] or [(item, "folder holds no images (.jpg, .png, .bmp, .webp)")]
+            media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p)))
+            found += [(str(p), "") for p in media] or [(item, "folder holds no images or videos (.jpg, .png, .mp4, ...)")]
         elif path.exists():
             found.append((item, ""))
         elif any(ch in item for ch in "*?["):
@@ -74,43 +100,40 @@ def show_result(result: ImageResult, top_k: int) -> None:
     console.show(console.make_table(result.path, columns, rows))
 
 
-def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool) -> dict[str, Path]:
-    """Where each annotated image goes; refuses, before any work, to overwrite unless asked."""
+def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool, camera: int | None = None) -> dict[str, Path]:
+    """Where each annotated photo or video goes; refuses, before any work, to overwrite unless asked."""
     if save is None:
         return {}
-    readable = [path for path, error in items if not error]
-    as_file = save.suffix.lower() in IMAGE_SUFFIXES and not save.is_dir()
+    readable = [path for path, error in items if not error] + ([str(camera)] if camera is not None else [])
+    as_file = save.suffix.lower() in IMAGE_SUFFIXES | VIDEO_OUTPUTS and not save.is_dir()
     if as_file and len(readable) > 1:
         raise InputError(f"--save {save}: {len(readable)} inputs need a folder, not one file")
     targets: dict[str, Path] = {}
     for path in readable:
+        video = is_video_path(path) or path == str(camera)
+        if as_file and video != (save.suffix.lower() in VIDEO_OUTPUTS):
+            kind = "a video (.mp4 or .avi)" if video else "an image (.jpg or .png)"
+            raise InputError(f"--save {save}: {path} needs {kind} to be saved as")
         # a/face.jpg and b/face.jpg (or face.jpg and face.png) would share a name: number the later ones.
-        target, n = save if as_file else save / f"{Path(path).stem}_fer.jpg", 1
+        stem, suffix = ("camera" if path == str(camera) else Path(path).stem), ".mp4" if video else ".jpg"
+        target, n = save if as_file else save / f"{stem}_fer{suffix}", 1
         while target in targets.values() and targets.get(path) != target:
             n += 1
-            target = save / f"{Path(path).stem}_fer-{n}.jpg"
+            target = save / f"{stem}_fer-{n}{suffix}"
         targets[path] = target
     for target in targets.values():
         refuse_overwrite(target, overwrite)
     return targets
 
 
-def save_annotated(result: ImageResult, target: Path) -> Path:
+def save_annotated(result: ImageResult, target: Path, top_k: int) -> Path:
     import cv2
+
+    from fercli.draw import draw_faces
 
     rgb = read_image(Path(result.path), gray=False)
     scale = rgb.shape[1] / result.size[0] if result.size[0] else 1.0
-    canvas = np.ascontiguousarray(rgb[:, :, ::-1])  # OpenCV draws in BGR
-    thickness = max(2, round(canvas.shape[1] / 400))
-    for face in result.faces:
-        x, y, w, h = (int(round(v * scale)) for v in face.box)
-        text = f"{face.label} {face.scores.get(face.label, 0):.0%}"
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 0), thickness)
-        font_scale = max(0.5, w / 180)
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-        top = max(y - th - 8, 0)
-        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + 8), (0, 200, 0), -1)
-        cv2.putText(canvas, text, (x + 3, top + th + 3), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), thickness)
+    canvas = draw_faces(np.ascontiguousarray(rgb[:, :, ::-1]), result.faces, scale, top_k)  # OpenCV draws in BGR
     target.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(target), canvas):
         raise InputError(f"--save {target}: OpenCV cannot write this format; use .jpg or .png")
