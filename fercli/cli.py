@@ -116,10 +116,11 @@ def visualize(
 @app.command()
 @friendly_errors
 def predict(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or globs.")],
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
+    source: Annotated[Optional[int], typer.Option("--source", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint (PyTorch) or an .onnx export (onnxruntime, CPU). Default: the shipped model, as ONNX.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
-    save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated image(s) to this file or folder.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated images (.jpg, .png) or videos (.mp4, .avi) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes); in benchmarks/detector.py it found all 8 faces of the sample photos with no false box, where haar found 5-6 and drew 1-68 false ones. haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
@@ -129,15 +130,23 @@ def predict(
     min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to keep, in the photo's pixels.")] = MIN_FACE,
     no_align: Annotated[bool, typer.Option("--no-align", help="Do not turn face crops to level the eyes.")] = False,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
+    fps: Annotated[float, typer.Option("--fps", min=0, help="Videos: analyse this many frames per second (0: every frame).")] = 0.0,
+    every: Annotated[int, typer.Option("--every", min=1, help="Videos: analyse every K-th frame (when --fps is 0).")] = 1,
+    smooth: Annotated[float, typer.Option("--smooth", help="Videos: smooth each face's probabilities over about this many seconds (0: off).")] = 0.5,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
-    """Detect faces in photos (YuNet by default) and classify each face's expression."""
-    from fercli.commands.predict import run_predict
+    """Find faces in photos, videos or a camera (YuNet by default) and classify each face's expression.
 
-    code = run_predict(inputs, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
+    Videos write runs/predict/<name>/ (timeline.csv, summary.json, timeline.png); faces keep a face_id across frames.
+    """
+    from fercli.commands.predict import run_predict
+    from fercli.video import Sampling
+
+    code = run_predict(list(inputs or []), camera=source, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
-                       no_detect=no_detect, align=not no_align, device_name=device)
+                       no_detect=no_detect, align=not no_align, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
+                       device_name=device)
     raise typer.Exit(code)
 
 

@@ -91,3 +91,20 @@ def make_table(title: str, columns: list[str], rows: list[list], **kwargs) -> Ta
 
 def show(table: Table) -> None:
     out.print(table)
+
+
+class FrameProgress:
+    """A bar for long frame-by-frame work (videos): frames done, frames/s, time left when the total is known."""
+
+    def __init__(self, label: str, total: int | None):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=err, transient=True)
+        self.task = self.progress.add_task(escape(label), total=total or None, fps=0.0)
+        self.progress.start()
+
+    def update(self, done: int, fps: float) -> None:
+        self.progress.update(self.task, completed=done, fps=fps)
+
+    def close(self) -> None:
+        self.progress.stop()

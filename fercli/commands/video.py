@@ -1,0 +1,150 @@
+"""``fer predict`` on a video file or camera: a run folder with timeline.csv, summary.json and timeline.png,
+optionally an annotated video; JSON lines per frame with --json; the per-face summary table at the end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fercli import console
+from fercli.errors import InputError
+from fercli.faces import FaceAnalyzer
+from fercli.runs import new_run_dir, write_text_atomic
+from fercli.video import FrameResult, Sampling, VideoInfo, VideoSource, analyze_video
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+
+
+def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, smooth_s: float, as_json: bool,
+              save: Path | None, top_k: int, project: Path = Path("runs/predict")) -> int:
+    """Returns the exit code; Ctrl-C still leaves every file complete (and stops a camera normally)."""
+    label = f"camera {source}" if isinstance(source, int) else str(source)
+    video = VideoSource(source, sampling, decode_all=save is not None)
+    run_dir = new_run_dir(project, "camera" if isinstance(source, int) else Path(str(source)).stem)
+    outputs = Outputs(run_dir, label, analyzer.classifier.classes, video.info, save, top_k)
+    progress = console.FrameProgress(label, video.info.frames)
+    start, interrupted = time.perf_counter(), False
+    try:
+        for result in analyze_video(analyzer, video, smooth_s):
+            outputs.add(result)
+            if as_json and result.frame.analyse:
+                sys.stdout.write(json.dumps(result.to_json(label)) + "\n")
+            progress.update(result.frame.index + 1, (result.frame.index + 1) / (time.perf_counter() - start))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+        video.close()
+        summary = outputs.close(decoded=video.decoded, seconds=time.perf_counter() - start, interrupted=interrupted)
+    report(summary, run_dir, as_json)
+    if interrupted and not isinstance(source, int):
+        raise KeyboardInterrupt  # a file run cut short: the CLI says so and exits 130, after the files were closed
+    return 0
+
+
+class Outputs:
+    """Everything a video run writes, kept valid at every moment: the csv is flushed per frame batch."""
+
+    def __init__(self, run_dir: Path, label: str, classes: tuple[str, ...], info: VideoInfo, save: Path | None, top_k: int):
+        self.run_dir, self.label, self.classes, self.info, self.top_k = run_dir, label, classes, info, top_k
+        self.csv_file = open(run_dir / "timeline.csv", "w", newline="")
+        self.csv = csv.writer(self.csv_file)
+        self.csv.writerow(["frame", "time_s", "face_id", "x", "y", "w", "h", "detector_score", "label", *classes,
+                           *[f"raw_{c}" for c in classes]])
+        self.times: dict[int, list[float]] = {}
+        self.probs: dict[int, list[np.ndarray]] = {}
+        self.analysed = 0
+        self.writer, self.save, self.last_faces = None, save, []
+        if save is not None:
+            self.writer = open_writer(save, info)
+
+    def add(self, result: FrameResult) -> None:
+        frame = result.frame
+        if frame.analyse:
+            self.analysed += 1
+            self.last_faces = result.faces
+            for t in result.faces:
+                scores = [t.face.scores[c] for c in self.classes]
+                self.csv.writerow([frame.index, f"{frame.time_s:.3f}", t.face_id, *t.face.box, t.face.detector_score,
+                                   t.face.label, *scores, *[t.raw[c] for c in self.classes]])
+                self.times.setdefault(t.face_id, []).append(frame.time_s)
+                self.probs.setdefault(t.face_id, []).append(np.array(scores))
+            if self.analysed % 8 == 0:
+                self.csv_file.flush()
+        if self.writer is not None:
+            from fercli.draw import draw_faces
+
+            # Frames between sampled ones show the last analysed faces.
+            faces = [t.face for t in self.last_faces]
+            self.writer.write(draw_faces(frame.bgr, faces, top_k=self.top_k, names=[f"#{t.face_id}" for t in self.last_faces]))
+
+    def close(self, decoded: int, seconds: float, interrupted: bool) -> dict:
+        self.csv_file.close()
+        if self.writer is not None:
+            self.writer.release()
+        summary = self.summary(decoded, seconds, interrupted)
+        write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json")
+        if self.times:
+            from fercli.plots import plot_timeline
+
+            plot_timeline(self.times, {i: np.stack(p) for i, p in self.probs.items()}, self.classes,
+                          f"{Path(self.label).name}: smoothed expression probabilities per face",
+                          decoded / self.info.fps, self.run_dir / "timeline.png")
+        return summary
+
+    def summary(self, decoded: int, seconds: float, interrupted: bool) -> dict:
+        faces = []
+        for face_id, times in self.times.items():
+            probs = np.stack(self.probs[face_id])
+            labels = probs.argmax(1)
+            share = {c: round(float((labels == k).mean()), 4) for k, c in enumerate(self.classes)}
+            faces.append({"face_id": face_id, "frames": len(times), "first_s": round(times[0], 3),
+                          "last_s": round(times[-1], 3), "dominant": max(share, key=share.get), "share": share})
+        claimed = self.info.frames
+        stopped = ""
+        if interrupted:
+            stopped = f"interrupted after frame {decoded}"
+        elif claimed and decoded < claimed - 1:  # containers often round their frame count by one
+            stopped = (f"could not decode past frame {decoded} ({decoded / self.info.fps:.2f} s) of the "
+                       f"{claimed} the file claims; results cover what was read")
+        return {"path": self.label, "status": "ok" if faces else "no_face", "fps": round(self.info.fps, 3),
+                "size": [self.info.width, self.info.height], "frames_decoded": decoded, "frames_analysed": self.analysed,
+                "duration_s": round(decoded / self.info.fps, 3), "processing_s": round(seconds, 2),
+                "frames_per_s": round(decoded / seconds, 1) if seconds > 0 else 0.0, "stopped": stopped,
+                "annotated": str(self.save) if self.save else None, "faces": faces}
+
+
+def open_writer(path: Path, info: VideoInfo):
+    import cv2
+
+    fourcc = FOURCC.get(path.suffix.lower())
+    if fourcc is None:
+        raise InputError(f"--save {path}: an annotated video is written as .mp4 or .avi")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), info.fps, (info.width, info.height))
+    if not writer.isOpened():
+        raise InputError(f"--save {path}: OpenCV cannot write a video there; check the folder, or use .avi")
+    return writer
+
+
+def report(summary: dict, run_dir: Path, as_json: bool) -> None:
+    if summary["stopped"]:
+        console.warn(f"{summary['path']}: {summary['stopped']}")
+    if as_json:
+        console.info(f"Results saved to {run_dir}")
+        return
+    if summary["status"] == "no_face":
+        console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames")
+    else:
+        rows = [[f["face_id"], f"{f['first_s']:.1f}-{f['last_s']:.1f} s", f["frames"], f["dominant"],
+                 ", ".join(f"{c} {s:.0%}" for c, s in sorted(f["share"].items(), key=lambda kv: -kv[1])[:3] if s > 0)]
+                for f in summary["faces"]]
+        title = (f"{summary['path']}: {summary['frames_decoded']} frames, {summary['frames_analysed']} analysed, "
+                 f"{summary['frames_per_s']} frames/s")
+        console.show(console.make_table(title, ["face", "seen", "frames", "mostly", "share of time"], rows))
+    console.result_line(f"Results saved to {run_dir}")

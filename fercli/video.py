@@ -1,0 +1,207 @@
+"""Video files and cameras through the face pipeline: sampled frames, faces tracked across frames, smoothed labels.
+
+Tracking is greedy box matching: each face in a frame continues the track whose last box overlaps it most
+(intersection over union at least 0.3), largest overlaps first; a face matching no track starts a new
+``face_id``; a track unseen for ``MAX_GAP_S`` seconds ends. Smoothing is an exponential moving average of
+each track's probabilities with time constant ``smooth_s`` seconds (weight 1 - exp(-dt / smooth_s) for a
+frame dt seconds after the previous one), so it means the same at any frame rate; raw values are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fercli.errors import InputError
+from fercli.faces import Face, FaceAnalyzer
+from fercli.images import Photo
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+MIN_IOU = 0.3
+MAX_GAP_S = 1.0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    fps: float = 0.0  # frames per second to analyse; 0: every frame (or every ``every``-th)
+    every: int = 1
+
+
+@dataclass
+class Frame:
+    index: int  # position in the source, from 0
+    time_s: float
+    bgr: np.ndarray  # as OpenCV decodes it
+    analyse: bool  # False: only decoded for the annotated video, not analysed
+
+
+@dataclass
+class TrackedFace:
+    face_id: int
+    face: Face  # box, detector score, landmarks; ``face.scores`` are the smoothed probabilities
+    raw: dict[str, float]  # this frame's own probabilities
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    faces: list[TrackedFace] = field(default_factory=list)
+
+    def to_json(self, path: str) -> dict:
+        return {"path": path, "frame": self.frame.index, "time_s": round(self.frame.time_s, 3),
+                "faces": [{"face_id": t.face_id, "box": list(t.face.box), "label": t.face.label, "scores": t.face.scores,
+                           "raw_scores": t.raw} for t in self.faces]}
+
+
+@dataclass
+class VideoInfo:
+    fps: float
+    width: int
+    height: int
+    frames: int  # as the container claims; 0 when unknown (cameras, some streams)
+
+
+def is_video_path(path) -> bool:
+    return str(path).lower().endswith(tuple(VIDEO_SUFFIXES))
+
+
+class VideoSource:
+    """Frames from a file or a camera (an index such as 0), decoded on a background thread.
+
+    The thread stays at most ``ahead`` frames ahead, so decoding overlaps detection and classification
+    without holding the whole video in memory.
+    """
+
+    def __init__(self, source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False, ahead: int = 16):
+        import cv2
+
+        self.source, self.sampling, self.decode_all = source, sampling, decode_all
+        self.capture = cv2.VideoCapture(source)
+        if not self.capture.isOpened():
+            what = f"camera {source}" if isinstance(source, int) else str(source)
+            raise InputError(f"{what}: cannot be opened as a video (is it a video file OpenCV's FFmpeg reads, "
+                             "or a connected camera?)")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.info = VideoInfo(fps if 0 < fps < 1000 else 30.0, int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                              int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                              max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))))
+        self.step = max(1, round(self.info.fps / sampling.fps)) if sampling.fps > 0 else max(1, sampling.every)
+        self.decoded = 0  # frames read so far
+        self.queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._decode, daemon=True)
+        self.thread.start()
+
+    def _decode(self) -> None:
+        index = 0
+        try:
+            while not self.stopping.is_set():
+                analyse = index % self.step == 0
+                if analyse or self.decode_all:
+                    ok, bgr = self.capture.read()
+                else:
+                    ok, bgr = self.capture.grab(), None  # skipped frames are not converted to pixels
+                if not ok:
+                    break
+                self.decoded = index + 1
+                self._put(Frame(index, index / self.info.fps, bgr, analyse))
+                index += 1
+        finally:
+            self._put(None)
+
+    def _put(self, item) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (item := self.queue.get()) is not None:
+            if item.bgr is not None or self.decode_all:
+                yield item
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=2)
+        self.capture.release()
+
+
+class Tracker:
+    """Gives each face a face_id that persists across frames, and smooths its probabilities."""
+
+    def __init__(self, classes: tuple[str, ...], smooth_s: float):
+        self.classes, self.smooth_s = classes, smooth_s
+        self.tracks: dict[int, tuple[tuple[int, int, int, int], float, np.ndarray]] = {}  # id -> box, time, smoothed
+        self.next_id = 1
+
+    def update(self, faces: list[Face], time_s: float) -> list[TrackedFace]:
+        self.tracks = {i: t for i, t in self.tracks.items() if time_s - t[1] <= MAX_GAP_S}
+        pairs = sorted(((iou(face.box, track[0]), f, i) for f, face in enumerate(faces)
+                        for i, track in self.tracks.items()), reverse=True)
+        matched: dict[int, int] = {}
+        for overlap, f, i in pairs:
+            if overlap < MIN_IOU:
+                break
+            if f not in matched and i not in matched.values():
+                matched[f] = i
+        tracked = []
+        for f, face in enumerate(faces):
+            raw = np.array([face.scores[c] for c in self.classes])
+            face_id = matched.get(f)
+            if face_id is None:
+                face_id, self.next_id = self.next_id, self.next_id + 1
+                smoothed = raw
+            else:
+                _box, seen, previous = self.tracks[face_id]
+                weight = 1.0 if self.smooth_s <= 0 else 1 - math.exp(-(time_s - seen) / self.smooth_s)
+                smoothed = previous + weight * (raw - previous)
+            self.tracks[face_id] = (face.box, time_s, smoothed)
+            raw_scores = dict(face.scores)
+            face.scores = {c: round(float(p), 4) for c, p in zip(self.classes, smoothed)}
+            face.label = self.classes[int(np.argmax(smoothed))]
+            tracked.append(TrackedFace(face_id, face, raw_scores))
+        return tracked
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def analyze_video(analyzer: FaceAnalyzer, source: VideoSource, smooth_s: float, batch_frames: int = 8
+                  ) -> Iterator[FrameResult]:
+    """Every decoded frame in order; analysed frames carry tracked faces, the others none.
+
+    Faces of ``batch_frames`` analysed frames share one classifier call.
+    """
+    import cv2
+
+    tracker = Tracker(analyzer.classifier.classes, smooth_s)
+    pending: list[Frame] = []
+
+    def flush() -> Iterator[FrameResult]:
+        analysed = [f for f in pending if f.analyse]
+        found = [analyzer.find_faces("", Photo(cv2.cvtColor(f.bgr, cv2.COLOR_BGR2RGB), (f.bgr.shape[1], f.bgr.shape[0])))
+                 for f in analysed]
+        analyzer.classify([result for result, _ in found], [crops for _, crops in found])
+        faces_of = {f.index: result.faces for f, (result, _) in zip(analysed, found)}
+        for frame in pending:
+            tracked = tracker.update(faces_of[frame.index], frame.time_s) if frame.analyse else []
+            yield FrameResult(frame, tracked)
+        pending.clear()
+
+    for frame in source:
+        pending.append(frame)
+        if sum(f.analyse for f in pending) >= batch_frames:
+            yield from flush()
+    yield from flush()

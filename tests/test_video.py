@@ -1,0 +1,151 @@
+"""fer predict on videos: per-frame JSON, timestamps, face ids across frames, the run folder, the annotated video."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fercli.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FPS = 25
+runner = CliRunner()
+
+
+def write_video(path: Path, frames: int, pan: int = 2, faces: bool = True, size=(640, 480)) -> Path:
+    """examples/two_faces.jpg seen through a 640x480 window that pans right and zooms in slowly: the left
+    face is in view the whole time, the right one never; or a face-free grey gradient."""
+    photo = cv2.imread(str(EXAMPLES / "two_faces.jpg"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v")), FPS, size)
+    for i in range(frames):
+        if faces:
+            zoom = 1.0 + 0.1 * i / frames
+            turn = np.array([[zoom, 0, -pan * i * zoom], [0, zoom, 0]], dtype=np.float64)
+            frame = cv2.warpAffine(photo, turn, size, borderMode=cv2.BORDER_REFLECT)
+        else:
+            frame = np.tile(np.linspace(60, 200, size[0], dtype=np.uint8), (size[1], 1))[:, :, None].repeat(3, axis=2)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def predict(*args):
+    return runner.invoke(app, ["predict", *[str(a) for a in args]])
+
+
+def test_json_lines_timestamps_and_one_face_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    video = write_video(tmp_path / "clip.mp4", 30)
+    result = predict(video, "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["frame"] for r in records] == list(range(30))
+    assert all(r["time_s"] == pytest.approx(r["frame"] / FPS, abs=1e-3) for r in records)
+    assert set(records[0]) == {"path", "frame", "time_s", "faces"}
+    assert set(records[0]["faces"][0]) == {"face_id", "box", "label", "scores", "raw_scores"}
+    assert all(len(r["faces"]) == 1 and r["faces"][0]["face_id"] == 1 for r in records)  # one person, one id
+    assert "Results saved to" in result.stderr  # stdout carries JSON only
+
+
+def test_run_folder_csv_summary_and_timeline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    video = write_video(tmp_path / "talk.mp4", 30)
+    result = predict(video, "--fps", 5)  # every 5th frame of a 25 frames/s video
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1].removeprefix("Results saved to "))
+    assert run_dir == Path("runs/predict/talk") and (run_dir / "timeline.png").stat().st_size > 0
+    rows = list(csv.DictReader(open(run_dir / "timeline.csv")))
+    assert [int(r["frame"]) for r in rows] == [0, 5, 10, 15, 20, 25]
+    assert {"time_s", "face_id", "x", "y", "w", "h", "label", "happy", "raw_happy"} <= set(rows[0])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["frames_decoded"] == 30 and summary["frames_analysed"] == 6
+    face = summary["faces"][0]
+    assert face["face_id"] == 1 and face["frames"] == 6 and face["first_s"] == 0 and face["last_s"] == pytest.approx(1.0)
+    assert sum(face["share"].values()) == pytest.approx(1, abs=1e-3) and face["dominant"] in face["share"]
+    again = predict(video, "--fps", 5)  # a second run never overwrites the first
+    assert again.stdout.strip().endswith("runs/predict/talk-2")
+
+
+def test_smoothing_follows_time_not_frames():
+    from fercli.faces import Face
+    from fercli.video import Tracker
+
+    classes = ("a", "b")
+    tracker = Tracker(classes, smooth_s=1.0)
+    tracker.update([Face((0, 0, 10, 10), scores={"a": 1.0, "b": 0.0})], 0.0)
+    [tracked] = tracker.update([Face((1, 0, 10, 10), scores={"a": 0.0, "b": 1.0})], 1.0)  # one time constant later
+    assert tracked.face_id == 1 and tracked.face.scores["b"] == pytest.approx(1 - np.exp(-1), abs=1e-3)
+    assert tracked.raw == {"a": 0.0, "b": 1.0} and tracked.face.label == "b"
+    [far] = tracker.update([Face((500, 0, 10, 10), scores={"a": 1.0, "b": 0.0})], 1.04)  # no overlap: a new face
+    assert far.face_id == 2 and far.face.scores == {"a": 1.0, "b": 0.0}
+
+
+def test_annotated_video_has_every_frame(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    video = write_video(tmp_path / "clip.mp4", 20)
+    out = tmp_path / "annotated.mp4"
+    result = predict(video, "--every", 4, "--save", out)
+    assert result.exit_code == 0, result.output
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 20 and capture.get(cv2.CAP_PROP_FPS) == pytest.approx(FPS)
+    ok, frame = capture.read()
+    assert ok and frame.shape == (480, 640, 3)
+    assert predict(video, "--save", out).exit_code == 1  # refuses to overwrite it
+
+
+def test_video_without_faces_is_no_face(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = predict(write_video(tmp_path / "wall.mp4", 10, faces=False))
+    assert result.exit_code == 0 and "no face found" in result.stdout
+    assert json.loads(Path("runs/predict/wall/summary.json").read_text())["status"] == "no_face"
+
+
+def test_truncated_video_gives_what_was_read_and_says_where(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    whole = write_video(tmp_path / "whole.avi", 40)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = predict(cut, "--json")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    frames = [json.loads(line)["frame"] for line in result.stdout.splitlines()]
+    assert 5 < len(frames) < 40 and "could not decode past frame" in result.stderr
+    summary = json.loads(Path("runs/predict/cut/summary.json").read_text())
+    assert summary["frames_decoded"] == len(frames) and summary["stopped"]
+
+
+def test_not_a_video_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    result = predict(fake)
+    assert result.exit_code == 1 and "cannot be opened as a video" in result.stderr and "Traceback" not in result.output
+
+
+def test_ctrl_c_leaves_complete_files(tmp_path):
+    video = write_video(tmp_path / "long.avi", 400, pan=0)
+    args = [sys.executable, "-m", "fercli", "predict", str(video), "--save", str(tmp_path / "out.avi")]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    timeline = tmp_path / "runs" / "predict" / "long" / "timeline.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (timeline.is_file() and len(timeline.read_text().splitlines()) > 10):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    rows = list(csv.DictReader(open(timeline)))
+    summary = json.loads((timeline.parent / "summary.json").read_text())
+    assert 10 <= len(rows) < 400 and summary["stopped"].startswith("interrupted")
+    capture = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    ok, _frame = capture.read()
+    assert ok  # the annotated video was closed properly and plays
