@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -81,6 +82,7 @@ class VideoSource:
         import cv2
 
         self.source, self.sampling, self.decode_all = source, sampling, decode_all
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: a failed open is reported below in one line, not as OpenCV's warnings
         self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
             what = f"camera {source}" if isinstance(source, int) else str(source)
@@ -98,7 +100,8 @@ class VideoSource:
         self.thread.start()
 
     def _decode(self) -> None:
-        index = 0
+        index, started = 0, time.monotonic()
+        live = isinstance(self.source, int)  # a camera's frames come when they come: stamp them by the clock
         try:
             while not self.stopping.is_set():
                 analyse = index % self.step == 0
@@ -109,7 +112,7 @@ class VideoSource:
                 if not ok:
                     break
                 self.decoded = index + 1
-                self._put(Frame(index, index / self.info.fps, bgr, analyse))
+                self._put(Frame(index, time.monotonic() - started if live else index / self.info.fps, bgr, analyse))
                 index += 1
         finally:
             self._put(None)

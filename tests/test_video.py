@@ -149,3 +149,10 @@ def test_ctrl_c_leaves_complete_files(tmp_path):
     capture = cv2.VideoCapture(str(tmp_path / "out.avi"))
     ok, _frame = capture.read()
     assert ok  # the annotated video was closed properly and plays
+
+
+def test_missing_camera_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = predict("--source", 57)  # no machine running the tests has a 58th camera
+    assert result.exit_code == 1 and "camera 57: cannot be opened" in result.stderr and "Traceback" not in result.output
+    assert predict().exit_code == 1  # neither inputs nor a camera
