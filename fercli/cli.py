@@ -59,14 +59,17 @@ def friendly_errors(command):
 def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Experiment YAML (see configs/).")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Run folder (or its last.pt) to continue.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Run folder (or its last.pt) to continue, from any directory.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (the same as data.root=PATH).")] = None,
+    project: Annotated[Optional[Path], typer.Option("--project", help="Folder for run folders (the same as train.project=DIR; default runs/train).")] = None,
     device: DeviceOpt = "",
     debug: DebugOpt = False,
 ) -> None:
     """Train a model; writes runs/train/<name>/ (config, metrics.csv, curves.png, best.pt, last.pt)."""
     from fercli.commands.train import run_training
 
-    run_dir = run_training(config, list(overrides or []), resume, device)
+    extra = ([f"data.root={data}"] if data else []) + ([f"train.project={project}"] if project else [])
+    run_dir = run_training(config, extra + list(overrides or []), resume, device)
     if run_dir is not None:
         print(run_dir)  # the last line on stdout: scripts can pick the run folder up
 
@@ -148,6 +151,22 @@ def predict(
                        no_detect=no_detect, align=not no_align, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
                        device_name=device)
     raise typer.Exit(code)
+
+
+@app.command()
+@friendly_errors
+def runs(
+    projects: Annotated[Optional[list[Path]], typer.Argument(help="Folders holding run folders (default: runs/train).", show_default=False)] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print only a JSON list to stdout.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Where each training run stands: epochs done, best validation accuracy, state, how to resume.
+
+    State: finished, stopped (resume it), not started, or running (last.pt written in the last 10 minutes).
+    """
+    from fercli.commands.runs import run_runs
+
+    raise typer.Exit(run_runs(list(projects or [Path("runs/train")]), as_json=json_))
 
 
 @app.command()

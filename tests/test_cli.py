@@ -1,8 +1,10 @@
 """The four commands end to end through Typer's CliRunner, on synthetic data."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -110,3 +112,46 @@ def test_device_cuda_without_cuda_is_one_line(trained_checkpoint):
     result = invoke("predict", "examples/astronaut.jpg", "-c", trained_checkpoint, "--device", "cuda")
     assert result.exit_code == 1 and "CUDA is not available" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_resume_works_from_another_directory(tmp_path, monkeypatch):
+    """data.root is stored absolute, so a run started with a relative path resumes from anywhere."""
+    from conftest import write_fer_folders
+
+    (tmp_path / "work").mkdir()
+    write_fer_folders(tmp_path / "work" / "data")
+    monkeypatch.chdir(tmp_path / "work")
+    overrides = tiny_overrides(Path("data"), Path("runs"), epochs=1)
+    first = invoke("train", *overrides)
+    assert first.exit_code == 0, first.output
+    run_dir = (tmp_path / "work" / "runs" / "tiny").resolve()
+    monkeypatch.chdir(tmp_path)
+    resumed = invoke("train", "--resume", run_dir, "train.epochs=2")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 2
+
+
+def test_ctrl_c_before_the_first_epoch_offers_no_resume(tmp_path, fer_folders, monkeypatch):
+    import fercli.commands.train as train_command
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "fit", interrupted)
+    result = invoke("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
+    assert result.exit_code == 130 and "nothing to resume" in result.stderr and "--resume" not in result.stderr
+
+
+def test_runs_lists_state_and_how_to_resume(tmp_path, fer_folders):
+    assert invoke("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1)).exit_code == 0
+    stopped = tmp_path / "runs" / "tiny"
+    config = stopped / "config.yaml"
+    config.write_text(config.read_text().replace("epochs: 1", "epochs: 3"))  # as if stopped after 1 of 3
+    os.utime(stopped / "last.pt", (0, 0))  # not written recently: not running
+    result = invoke("runs", tmp_path / "runs", "--json")
+    [status] = json.loads(result.stdout)
+    assert status["epochs_done"] == 1 and status["epochs_planned"] == 3 and status["state"] == "stopped"
+    assert status["resume"] == f"fer train --resume {stopped}" and 0 <= status["best_val_acc"] <= 1
+    table = invoke("runs", tmp_path / "runs")
+    assert "1/3" in table.stdout and f"fer train --resume {stopped}" in table.stdout
+    assert invoke("runs", tmp_path / "nowhere").exit_code == 1

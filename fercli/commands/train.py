@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     else:
         if config_path is None and not overrides:
             raise ConfigError("give --config FILE (e.g. configs/quick.yaml) or --resume RUN_DIR")
-        cfg = load_config(config_path, overrides)
+        cfg = anchor_paths(load_config(config_path, overrides))
         state = None
     ddp, device_name = init_distributed(device_name or cfg.runtime.device)
     device = resolve_device(device_name)
@@ -45,7 +46,10 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     try:
         fit(cfg, data, run_dir, device, reporter, resume=state, ddp=ddp)
     except KeyboardInterrupt:
-        reporter.message(f"interrupted: last.pt holds the last finished epoch; continue with fer train --resume {run_dir}")
+        if (run_dir / "last.pt").is_file():
+            reporter.message(f"interrupted: last.pt holds the last finished epoch; continue with fer train --resume {run_dir}")
+        else:
+            reporter.message("interrupted before the first epoch finished: there is nothing to resume; start it again")
         raise
     finally:
         if ddp.is_main:
@@ -55,6 +59,20 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         return None
     summarize(run_dir)
     return run_dir
+
+
+def anchor_paths(cfg: Config, base: Path | None = None) -> Config:
+    """Data, cache and teacher paths made absolute (relative ones read from ``base``, default the working
+    directory), so config.yaml and every checkpoint still find them when resumed or evaluated from elsewhere."""
+
+    def absolute(path: str) -> str:
+        if not path:
+            return path
+        expanded = Path(path).expanduser()
+        return str((expanded if expanded.is_absolute() else (base or Path.cwd()) / expanded).resolve())
+
+    data = replace(cfg.data, root=absolute(cfg.data.root), cache_dir=absolute(cfg.data.cache_dir))
+    return replace(cfg, data=data, train=replace(cfg.train, teacher=tuple(absolute(t) for t in cfg.train.teacher)))
 
 
 def check_recipe(cfg: Config, num_classes: int) -> None:
@@ -77,7 +95,13 @@ def prepare_resume(resume: Path, overrides: list[str]) -> tuple[Config, Path, di
     tree = copy.deepcopy(payload["config"])
     for item in overrides:
         set_dotted(tree, *parse_override(item))
-    return config_from_dict(tree), run_dir, payload
+    cfg = config_from_dict(tree)
+    # Runs written before paths were stored absolute: relative ones were relative to the folder that held the
+    # project (runs/train/<name> -> three levels up), wherever fer is run from now.
+    origin = run_dir.resolve().parent
+    for _part in Path(cfg.train.project).parts if not Path(cfg.train.project).is_absolute() else ():
+        origin = origin.parent
+    return anchor_paths(cfg, base=origin.resolve()), run_dir, payload
 
 
 def draw_curves(run_dir: Path) -> None:

@@ -1,0 +1,57 @@
+"""``fer runs``: where each training run stands (epochs done, best validation accuracy, finished or not),
+read from its config.yaml and metrics.csv only, so it is instant even while a run is training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from fercli import console
+from fercli.errors import InputError
+
+
+def run_status(run_dir: Path) -> dict | None:
+    """None when the folder is not a training run."""
+    config_file, metrics_file = run_dir / "config.yaml", run_dir / "metrics.csv"
+    if not config_file.is_file():
+        return None
+    config = yaml.safe_load(config_file.read_text()) or {}
+    rows = list(csv.DictReader(open(metrics_file))) if metrics_file.is_file() else []
+    planned = int(config.get("train", {}).get("epochs", 0))
+    best = max(rows, key=lambda r: float(r["val_acc"])) if rows else None
+    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    done = len(rows)
+    state = "finished" if done >= planned else ("not started" if done == 0 else "stopped")
+    if done < planned and (run_dir / "last.pt").is_file() and time.time() - (run_dir / "last.pt").stat().st_mtime < 600:
+        state = "running"  # or it stopped in the last 10 minutes: last.pt is that fresh
+    return {"run": str(run_dir), "model": config.get("model", {}).get("name", "?"), "epochs_done": done,
+            "epochs_planned": planned, "best_val_acc": float(best["val_acc"]) if best else None,
+            "best_epoch": int(best["epoch"]) if best else None, "training_minutes": round(minutes, 1), "state": state,
+            "resume": f"fer train --resume {run_dir}" if 0 < done < planned else ""}
+
+
+def run_runs(projects: list[Path], as_json: bool) -> int:
+    statuses = []
+    for project in projects:
+        if not project.is_dir():
+            raise InputError(f"{project}: no such folder (give the train.project folder runs are written to, e.g. runs/train)")
+        candidates = [project] + sorted(p for p in project.iterdir() if p.is_dir())
+        statuses += [s for s in map(run_status, candidates) if s is not None]
+    if as_json:
+        print(json.dumps(statuses))
+        return 0
+    if not statuses:
+        console.result_line(f"no training runs in {', '.join(map(str, projects))}")
+        return 0
+    rows = [[s["run"], s["model"], f"{s['epochs_done']}/{s['epochs_planned']}",
+             "—" if s["best_val_acc"] is None else f"{s['best_val_acc']:.2%} (epoch {s['best_epoch']})",
+             f"{s['training_minutes']:.0f}", s["state"]] for s in statuses]
+    console.show(console.make_table("training runs", ["run", "model", "epochs", "best val acc", "minutes", "state"], rows))
+    for s in statuses:
+        if s["resume"] and s["state"] != "running":
+            console.result_line(f"continue {s['run']}: {s['resume']}")
+    return 0
