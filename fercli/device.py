@@ -32,8 +32,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise InputError(f"--device {name!r}: unknown device (use auto, cpu, cuda, cuda:N or mps)")
 
 
-def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """bf16 autocast on CUDA when the card supports it; CPU and MPS train in fp32."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+def autocast_dtype(device: torch.device, cuda_amp: bool, cpu_bf16: bool = False) -> torch.dtype | None:
+    """bf16 autocast on CUDA cards (``runtime.amp``), and on CPUs with bf16 matrix units (Intel AMX) when
+    asked (``runtime.cpu_bf16``); otherwise fp32.
+
+    CPU bf16 is opt-in: on a 2-core Xeon with AMX it trained quick.yaml 1.5x faster (17.5 vs 26.5 s an
+    epoch; the default VGG's step 2.1x) but ended 1.8 and 0.3 points lower on PublicTest in two seeds.
+    CPUs without native bf16 would only emulate it, slower than fp32, so they always keep fp32.
+    """
+    if device.type == "cuda" and cuda_amp and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_bf16 and cpu_has_bf16_units():
         return torch.bfloat16
     return None
+
+
+def cpu_has_bf16_units() -> bool:
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)  # a private helper: absent in some torch versions
+    return bool(check and check())

@@ -69,7 +69,8 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
     model = wrap_model(net, ddp, device)  # same parameters as net; DDP averages their gradients
     teacher = load_teachers(cfg.train.teacher, device)
     criterion = build_criterion(cfg, data.splits["train"], device)
-    reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": str(device),
+    precision = " (bf16 autocast)" if autocast_dtype(device, cfg.runtime.amp, cfg.runtime.cpu_bf16) else ""
+    reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": f"{device}{precision}",
                     "train": len(data.splits["train"]), "val": len(data.splits["val"]), "epochs": cfg.train.epochs,
                     "start_epoch": state.epoch})
     for epoch in range(state.epoch, cfg.train.epochs):
@@ -175,7 +176,7 @@ def train_one_epoch(model, split: Split, pre: Preprocess, cfg: Config, optimizer
     bs = cfg.train.batch_size
     order = torch.randperm(len(split), generator=gen)
     steps = len(split) // bs  # drop the ragged last batch: BatchNorm dislikes tiny batches
-    amp = autocast_dtype(device, cfg.runtime.amp)
+    amp = autocast_dtype(device, cfg.runtime.amp, cfg.runtime.cpu_bf16)
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
     for step in range(steps):
         set_lr(optimizer, cfg, epoch + step / steps)

@@ -108,3 +108,23 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path, fer_folders, trained_c
     _, taught = train(taught_cfg, tmp_path / "runs", "taught")
     # Same seed and data: only the teacher's soft targets can change the loss.
     assert taught.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+def test_cpu_bf16_is_opt_in_and_only_where_the_cpu_has_it(monkeypatch):
+    import torch
+
+    from fercli import device as device_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device_module, "cpu_has_bf16_units", lambda: True)
+    assert device_module.autocast_dtype(cpu, cuda_amp=True) is None  # runtime.amp alone never touches the CPU
+    assert device_module.autocast_dtype(cpu, cuda_amp=True, cpu_bf16=True) == torch.bfloat16
+    monkeypatch.setattr(device_module, "cpu_has_bf16_units", lambda: False)
+    assert device_module.autocast_dtype(cpu, cuda_amp=True, cpu_bf16=True) is None
+
+
+def test_training_with_cpu_bf16_runs_and_saves_fp32_weights(tmp_path, fer_folders):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["runtime.cpu_bf16=true"])
+    run_dir, state = train(cfg, tmp_path / "runs")
+    weights = read_checkpoint(run_dir / "best.pt")["state_dict"]
+    assert 0 <= state.best_val_acc <= 1 and all(v.dtype != torch.bfloat16 for v in weights.values())
