@@ -24,7 +24,8 @@ def summary_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
         "accuracy": float(accuracy_score(labels, preds)),
         "macro_f1": float(f1_score(labels, preds, average="macro", labels=range(k), zero_division=0)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, preds)),
-        "top2_accuracy": float(top_k_accuracy_score(labels, probs, k=2, labels=range(k))),
+        # With two classes every image is in the top two (scikit-learn raises instead of saying so).
+        "top2_accuracy": 1.0 if k <= 2 else float(top_k_accuracy_score(labels, probs, k=2, labels=range(k))),
         "nll": float(log_loss(labels, np.clip(probs, 1e-12, 1), labels=range(k))),
         "ece": expected_calibration_error(probs, labels),
     }
