@@ -14,6 +14,7 @@ from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, 
 app = typer.Typer(
     help="Facial expression recognition: train, evaluate, visualize, predict and export.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
     # Plain help text: Typer's Rich help formatter imports rich.markdown and markdown-it, which cost
@@ -83,7 +84,7 @@ def evaluate(
     tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation (.onnx files: none or flip).")] = TTA.none,
     json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
     name: Annotated[str, typer.Option("--name", help="Name of the runs/eval/ folder.")] = "exp",
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 512,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 512,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
@@ -96,11 +97,11 @@ def evaluate(
 @app.command()
 @friendly_errors
 def visualize(
-    n: Annotated[int, typer.Option("--n", help="Number of images in the grid.")] = 16,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=400, help="Number of images in the grid (a 20x20 grid at most).")] = 16,
     checkpoint: CheckpointOpt = None,
     data: DataOpt = None,
     split: SplitOpt = "test",
-    seed: Annotated[int, typer.Option("--seed", help="Sample seed (same seed, same images).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Sample seed (same seed, same images).")] = 0,
     errors: Annotated[bool, typer.Option("--errors", help="Only wrong predictions.")] = False,
     pair: Annotated[Optional[str], typer.Option("--pair", help="Only this true:pred confusion, e.g. angry:sad.")] = None,
     least_confident: Annotated[bool, typer.Option("--least-confident", help="The images the model is least sure of.")] = False,
@@ -187,6 +188,21 @@ def export(
     source = checkpoint or default_checkpoint()
     default_output = source.with_name(source.stem + "_int8.onnx") if int8 else source.with_suffix(".onnx")
     print(export_onnx(source, output or default_output, overwrite, int8, data, console.warn))
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from fercli import __version__
+
+        print(f"fer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True, help="Print fer's version and exit.")] = False,
+) -> None:
+    """Facial expression recognition: train, evaluate, visualize, predict and export."""
 
 
 def main() -> None:

@@ -101,11 +101,49 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(tree, key, value)
-    return build_dataclass(Config, tree, "")
+    return config_from_dict(tree)
 
 
 def config_from_dict(tree: dict[str, Any]) -> Config:
-    return build_dataclass(Config, tree, "")
+    return check_ranges(build_dataclass(Config, tree, ""))
+
+
+# (dotted key, test, what a valid value is): a wrong number fails here, not as a traceback deep in a run.
+RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
+    ("data.image_size", lambda v: 8 <= v <= 1024, "from 8 to 1024 pixels"),
+    ("data.channels", lambda v: v in (1, 3), "1 (gray) or 3 (RGB)"),
+    ("data.val_fraction", lambda v: 0 < v < 0.9, "between 0 and 0.9"),
+    ("augment.erase", lambda v: 0 <= v <= 1, "a probability, 0 to 1"),
+    ("augment.rotate", lambda v: 0 <= v <= 180, "0 to 180 degrees"),
+    ("augment.scale", lambda v: 0 <= v < 1, "0 or more, below 1"),
+    ("augment.shift", lambda v: v >= 0, "0 or more pixels"),
+    ("augment.mixup", lambda v: v >= 0, "0 (off) or a positive alpha"),
+    ("optim.lr", lambda v: v > 0, "a positive number"),
+    ("optim.weight_decay", lambda v: v >= 0, "0 or more"),
+    ("optim.momentum", lambda v: 0 <= v < 1, "0 or more, below 1"),
+    ("optim.gamma", lambda v: v > 0, "a positive number"),
+    ("optim.warmup_epochs", lambda v: v >= 0, "0 or more"),
+    ("optim.label_smoothing", lambda v: 0 <= v < 1, "0 or more, below 1"),
+    ("optim.clip_grad", lambda v: v >= 0, "0 (off) or a positive norm"),
+    ("train.epochs", lambda v: v >= 1, "1 or more"),
+    ("train.batch_size", lambda v: v >= 1, "1 or more"),
+    ("train.eval_batch_size", lambda v: v >= 1, "1 or more"),
+    ("train.distill_temperature", lambda v: v > 0, "a positive number"),
+    ("train.distill_weight", lambda v: 0 <= v <= 1, "0 to 1"),
+    ("runtime.threads", lambda v: v >= 0, "0 (torch's default) or more"),
+)
+
+
+def check_ranges(cfg: Config) -> Config:
+    for key, valid, meaning in RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not valid(value):
+            raise ConfigError(f"{key}={value!r}: must be {meaning}")
+    crop, size = cfg.augment.crop, cfg.data.image_size
+    if crop and not 8 <= crop <= size:
+        raise ConfigError(f"augment.crop={crop!r}: must be 0 (no crop) or from 8 to data.image_size ({size})")
+    return cfg
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

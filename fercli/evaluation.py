@@ -34,7 +34,8 @@ def load_split(data: str | None, models: list[Classifier], split: str, warn: War
     root = data or training_data_root(first.meta)
     if not root:
         raise DataError("no data given; pass --data PATH (a FER-2013 folder or csv, or class folders)")
-    cfg = DataConfig(root=root, image_size=first.preprocess.image_size, channels=first.preprocess.channels)
+    # Unreadable images are left out with a warning that counts them (data.skip_bad is a training setting).
+    cfg = DataConfig(root=root, image_size=first.preprocess.image_size, channels=first.preprocess.channels, skip_bad=True)
     dataset = load_dataset(cfg, warn)
     chosen = dataset.split(split)
     unknown = [c for c in dataset.classes if c not in first.classes]

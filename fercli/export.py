@@ -105,7 +105,7 @@ def calibration_images(loaded: LoadedModel, data: str | None, warn) -> tuple[np.
     root = data or training_data_root(loaded.meta)
     if not root:
         raise DataError("--int8 needs training images to calibrate on; pass --data PATH")
-    dataset = load_dataset(DataConfig(root=root, image_size=loaded.image_size, channels=loaded.channels), warn)
+    dataset = load_dataset(DataConfig(root=root, image_size=loaded.image_size, channels=loaded.channels, skip_bad=True), warn)
     train = dataset.splits["train"]
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
     return train.images[pick].float().numpy(), root

@@ -9,8 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def check_run_name(name: str, project: str | Path) -> None:
+    """A run name is one folder inside its project: "../x" or "a/b" would write elsewhere."""
+    if not name or name in (".", "..") or any(sep in name for sep in ("/", "\\")):
+        from fercli.errors import InputError
+
+        raise InputError(f"run name {name!r}: give a plain folder name (no / or ..); it is created inside {project}")
+
+
 def new_run_dir(project: str | Path, name: str) -> Path:
     """Create and return ``project/name``, or ``name-2``, ``name-3``... if it exists."""
+    check_run_name(name, project)
     base = Path(project)
     base.mkdir(parents=True, exist_ok=True)
     candidate, n = base / name, 1

@@ -156,3 +156,14 @@ def test_runs_lists_state_and_how_to_resume(tmp_path, fer_folders):
     table = invoke("runs", tmp_path / "runs")
     assert "1/3" in table.stdout and f"fer train --resume {stopped}" in table.stdout
     assert invoke("runs", tmp_path / "nowhere").exit_code == 1
+
+
+def test_version_short_help_and_option_bounds(tmp_path, trained_checkpoint, fer_folders):
+    assert invoke("--version").stdout.strip().startswith("fer ")
+    assert "predict" in invoke("-h").stdout
+    for args in (["visualize", "--n", 10000], ["visualize", "--seed", -1], ["eval", "--batch-size", 0]):
+        result = invoke(*args, "-c", trained_checkpoint, "--data", fer_folders)
+        assert result.exit_code == 2 and "Traceback" not in result.output, args
+    escape = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--name", "../../outside")
+    assert escape.exit_code == 1 and "plain folder name" in escape.stderr
+    assert not (tmp_path.parent / "outside").exists()

@@ -54,11 +54,32 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     ("train.epochs=many", ["train.epochs: expected int, got 'many'"]),
     ("model.name=vgg17", ["unknown model 'vgg17'", "did you mean vgg?"]),
     ("optim.name=adagrad", ["unknown optimizer 'adagrad'"]),
+    ("train.epochs=0", ["train.epochs=0: must be 1 or more"]),
+    ("train.epochs=-1", ["train.epochs=-1: must be 1 or more"]),
+    ("train.batch_size=0", ["train.batch_size=0: must be 1 or more"]),
+    ("train.batch_size=100000", ["more than the 56 training images"]),
+    ("optim.lr=-1", ["optim.lr=-1.0: must be a positive number"]),
+    ("data.image_size=0", ["data.image_size=0: must be from 8 to 1024"]),
+    ("data.channels=2", ["data.channels=2: must be 1 (gray) or 3"]),
+    ("data.val_fraction=1.5", ["data.val_fraction=1.5: must be between 0 and 0.9"]),
+    ("augment.crop=60", ["augment.crop=60: must be 0 (no crop) or from 8 to data.image_size (48)"]),
 ])
 def test_config_mistakes(tmp_path, fer_folders, override, fragments):
     result = run("train", f"data.root={fer_folders}", f"train.project={tmp_path}", override)
     assert result.exit_code in (1, 2)
     one_error_line(result, result.exit_code, *fragments)
+
+
+def test_no_run_folder_is_left_by_a_failed_start(tmp_path, fer_folders):
+    assert run("train", f"data.root={fer_folders}", f"train.project={tmp_path / 'runs'}", "train.epochs=0").exit_code == 2
+    assert run("train", f"data.root={fer_folders}", f"train.project={tmp_path / 'runs'}",
+               "train.batch_size=100000").exit_code == 2
+    assert not (tmp_path / "runs").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    one_error_line(run("train", f"data.root={fer_folders}", f"train.project={afile}", "train.batch_size=8"), 2,
+                   "a file, not a folder")
+    assert afile.read_text() == "mine"
 
 
 def test_missing_config_file_and_data(tmp_path):
@@ -94,6 +115,14 @@ def test_bad_images_are_counted_and_skippable(tmp_path, fer_folders):
     assert not (tmp_path / "runs").exists()  # found before training starts
     ok = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.skip_bad=true")
     assert ok.exit_code == 0 and "skipping 2 unreadable" in ok.stderr
+
+
+def test_eval_leaves_unreadable_images_out_and_says_so(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
+    """eval has no data.skip_bad to pass: it used to point at one anyway; now it skips them with a counted warning."""
+    monkeypatch.chdir(tmp_path)
+    (fer_folders / "test" / "sad" / "PrivateTest_empty.jpg").write_bytes(b"")
+    result = run("eval", "-c", trained_checkpoint, "--data", fer_folders, "--json")
+    assert result.exit_code == 0 and "skipping 1 unreadable" in result.stderr and "skip_bad" not in result.stderr
 
 
 # ---------------------------------------------------------------- images given to predict

@@ -14,11 +14,12 @@ from fercli.choices import TTA
 from fercli.device import resolve_device
 from fercli.evaluation import average_probs, build_report, ensemble_probs, load_split, model_logits, open_classifiers
 from fercli.metrics import summary_metrics
-from fercli.runs import new_run_dir, write_text_atomic
+from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
 
 def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
              batch_size: int, device_name: str) -> dict:
+    check_run_name(name, "runs/eval")  # before the work, not after it
     device = resolve_device(device_name)
     paths, models = open_classifiers(checkpoints, device, batch_size)
     chosen, data_fingerprint = load_split(data, models, split, warn=console.warn)

@@ -36,6 +36,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         torch.set_num_threads(cfg.runtime.threads)
     data = load_dataset(cfg.data, warn=console.warn)
     check_recipe(cfg, len(data.classes))
+    check_fits(cfg, len(data.splits["train"]), len(data.classes), resume is None)
     if resume is None and ddp.is_main:
         run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
     run_dir = broadcast(run_dir if ddp.is_main else None, ddp)
@@ -73,6 +74,18 @@ def anchor_paths(cfg: Config, base: Path | None = None) -> Config:
 
     data = replace(cfg.data, root=absolute(cfg.data.root), cache_dir=absolute(cfg.data.cache_dir))
     return replace(cfg, data=data, train=replace(cfg.train, teacher=tuple(absolute(t) for t in cfg.train.teacher)))
+
+
+def check_fits(cfg: Config, train_images: int, num_classes: int, new_run: bool) -> None:
+    """Data and settings that would run but cannot make a sensible model: stop before a run folder exists."""
+    if train_images < cfg.train.batch_size:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size}: more than the {train_images} training images, so no "
+                          "training step would run; lower it")
+    if num_classes < 2:
+        raise ConfigError(f"{cfg.data.root}: only {num_classes} class; a classifier needs at least two class folders")
+    project = Path(cfg.train.project).expanduser()
+    if new_run and project.exists() and not project.is_dir():
+        raise ConfigError(f"train.project={cfg.train.project}: a file, not a folder; give a folder for run folders")
 
 
 def check_recipe(cfg: Config, num_classes: int) -> None:
