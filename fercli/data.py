@@ -60,13 +60,12 @@ def load_dataset(cfg: DataConfig, warn: Warn = lambda _msg: None) -> Dataset:
     if not root.exists():
         raise DataError(f"data not found: {root} (set data.root=PATH or --data PATH to the FER-2013 folder or csv)")
     layout, files = find_source_files(root)
-    fingerprint = fingerprint_files(root, files, cfg)
+    fingerprint = fingerprint_files(root, layout, files, cfg)
     cache_path = resolve_cache_dir(cfg) / f"{fingerprint}.pt"
-    if cache_path.is_file():
-        dataset = read_cache(cache_path)
-    else:
+    dataset = read_cache(cache_path, warn) if cache_path.is_file() else None
+    if dataset is None:
         dataset = decode_dataset(root, layout, files, cfg, fingerprint)
-        write_cache(dataset, cache_path)
+        write_cache(dataset, cache_path, warn)
     return check_bad_images(dataset, cfg, warn)
 
 
@@ -90,10 +89,11 @@ def find_source_files(root: Path) -> tuple[str, list[Path]]:
     return "class-folders", files
 
 
-def fingerprint_files(root: Path, files: list[Path], cfg: DataConfig) -> str:
-    digest = hashlib.sha1(f"{CACHE_VERSION}|{cfg.image_size}|{cfg.channels}|{cfg.val_fraction}".encode())
+def fingerprint_files(root: Path, layout: str, files: list[Path], cfg: DataConfig) -> str:
     # Resolve the root once, not every file: resolve() per file was half of a cached load.
     base = root.resolve()
+    # The root and layout are part of the key: the same files read as data/ and as data/test/ are other datasets.
+    digest = hashlib.sha1(f"{CACHE_VERSION}|{cfg.image_size}|{cfg.channels}|{cfg.val_fraction}|{base}|{layout}".encode())
     for path in files:
         stat = path.stat()
         absolute = base if path == root else base / path.relative_to(root)
@@ -212,7 +212,7 @@ def check_bad_images(dataset: Dataset, cfg: DataConfig, warn: Warn) -> Dataset:
     return dataset
 
 
-def write_cache(dataset: Dataset, path: Path) -> None:
+def write_cache(dataset: Dataset, path: Path, warn: Warn = lambda _msg: None) -> None:
     payload = {
         "classes": list(dataset.classes),
         "layout": dataset.layout,
@@ -220,10 +220,19 @@ def write_cache(dataset: Dataset, path: Path) -> None:
         "bad": list(dataset.bad),
         "splits": {k: {"images": s.images, "labels": s.labels, "sources": s.sources} for k, s in dataset.splits.items()},
     }
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    try:
+        write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    except OSError as exc:  # a read-only or full disk, or a file where the folder should be: work on, uncached
+        warn(f"could not write the decode cache {path} ({exc.strerror or exc}); the next load decodes again "
+             "(set FER_CACHE_DIR to a writable folder)")
 
 
-def read_cache(path: Path) -> Dataset:
-    payload = torch.load(path, weights_only=True)
-    splits = {k: Split(v["images"], v["labels"], list(v["sources"])) for k, v in payload["splits"].items()}
-    return Dataset(tuple(payload["classes"]), splits, payload["fingerprint"], payload["layout"], tuple(payload["bad"]))
+def read_cache(path: Path, warn: Warn = lambda _msg: None) -> Dataset | None:
+    """The cached dataset, or None (with a warning) when the file is damaged: it is then decoded again."""
+    try:
+        payload = torch.load(path, weights_only=True)
+        splits = {k: Split(v["images"], v["labels"], list(v["sources"])) for k, v in payload["splits"].items()}
+        return Dataset(tuple(payload["classes"]), splits, payload["fingerprint"], payload["layout"], tuple(payload["bad"]))
+    except Exception as exc:  # truncated zip, unpickling error, missing keys: any damage means "decode again"
+        warn(f"decode cache {path} is damaged ({type(exc).__name__}); decoding the images again")
+        return None

@@ -20,7 +20,7 @@ def check_run_name(name: str, project: str | Path) -> None:
 def new_run_dir(project: str | Path, name: str) -> Path:
     """Create and return ``project/name``, or ``name-2``, ``name-3``... if it exists."""
     check_run_name(name, project)
-    base = Path(project)
+    base = Path(project).expanduser()
     base.mkdir(parents=True, exist_ok=True)
     candidate, n = base / name, 1
     while True:
@@ -36,8 +36,12 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` next to ``path``, then rename: a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or Ctrl-C mid-write: leave neither half a file nor the temporary
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(text: str, path: Path) -> None:

@@ -83,3 +83,35 @@ def test_missing_and_empty_data(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images found"):
         load_dataset(DataConfig(root=str(tmp_path / "empty")))
+
+
+def test_cache_key_includes_the_root_and_layout(tmp_path):
+    """The same files read as data/ (one class folder, "test") and as data/test/ (7 classes) are two datasets."""
+    from conftest import write_fer_folders
+
+    root = write_fer_folders(tmp_path / "data")
+    import shutil
+
+    shutil.rmtree(root / "train")  # only test/<class>/ is left: data/ is now a pool with one class folder, "test"
+    as_pool = load_dataset(DataConfig(root=str(root / "test")))
+    whole = load_dataset(DataConfig(root=str(root)))  # the same files: it used to get the first decoding back
+    assert len(as_pool.classes) == 7 and whole.classes == ("test",)
+
+
+def test_damaged_or_unwritable_cache_warns_and_goes_on(fer_folders, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FER_CACHE_DIR", str(cache))
+    first = load_dataset(DataConfig(root=str(fer_folders)))
+    [cached] = list(cache.glob("*.pt"))
+    cached.write_bytes(cached.read_bytes()[:1000])  # truncated
+    warnings = []
+    again = load_dataset(DataConfig(root=str(fer_folders)), warn=warnings.append)
+    assert torch.equal(again.splits["train"].images, first.splits["train"].images)
+    assert any("damaged" in w for w in warnings) and cached.stat().st_size > 1000  # rebuilt
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FER_CACHE_DIR", str(blocker))
+    warnings.clear()
+    third = load_dataset(DataConfig(root=str(fer_folders)), warn=warnings.append)
+    assert len(third.splits["train"]) == len(first.splits["train"]) and any("could not write" in w for w in warnings)
+    assert not list(tmp_path.glob("**/.*.tmp*"))  # no temporary file left behind
