@@ -156,6 +156,29 @@ def predict(
 
 @app.command()
 @friendly_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps it to this computer.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint or an .onnx export. Default: the shipped model, as ONNX.")] = None,
+    detector: Annotated[DetectorName, typer.Option("--detector", help="yunet (default) or haar.")] = DetectorName.yunet,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the web page (photos, and the webcam live) and the HTTP API: POST an image to /v1/predict.
+
+    Example: fer serve, then open http://127.0.0.1:8000 (API docs at /docs).
+    """
+    from fercli import console
+    from fercli.faces import FaceAnalyzer
+    from fercli.serve import run_server
+
+    analyzer = FaceAnalyzer(checkpoint, detector=detector, device=device)
+    console.info(f"fer serve: open http://{host}:{port} (API: http://{host}:{port}/docs); Ctrl-C stops it")
+    run_server(analyzer, host=host, port=port)
+
+
+@app.command()
+@friendly_errors
 def runs(
     projects: Annotated[Optional[list[Path]], typer.Argument(help="Folders holding run folders (default: runs/train).", show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print only a JSON list to stdout.")] = False,

@@ -21,7 +21,7 @@ from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, DetectorName, Faces
 from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, create_detector
 from fercli.errors import CheckpointError, InputError
-from fercli.images import Photo, read_photo, resize_square
+from fercli.images import Photo, read_photo, read_photo_bytes, resize_square
 
 CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
 MIN_SIDE = 16  # smaller than this, an image cannot hold a face whose expression can be read
@@ -78,8 +78,20 @@ class FaceAnalyzer:
 
     # ------------------------------------------------------------ the Python API
 
-    def predict(self, image: str | Path | np.ndarray, *, bgr: bool = False) -> dict:
-        """One image (a path, or an RGB / gray uint8 array) -> the record ``fer predict --json`` prints."""
+    def predict(self, image: str | Path | np.ndarray | bytes, *, bgr: bool = False, name: str = "<bytes>") -> dict:
+        """One image -> the record ``fer predict --json`` prints.
+
+        image: a path; an RGB or gray uint8 array (OpenCV's BGR with bgr=True); or an encoded file's bytes
+        (an upload), reported under ``name``. An unreadable image gives status "error", not an exception.
+        """
+        if isinstance(image, (bytes, bytearray)):
+            try:
+                photo = read_photo_bytes(bytes(image), name=name, max_side=2 * self.detect_size)
+            except InputError as exc:
+                return ImageResult(name, "error", error=str(exc).removeprefix(f"{name}: ")).to_json()
+            result, crops = self.find_faces(name, photo)
+            self.classify([result], [crops])
+            return result.to_json()
         if isinstance(image, np.ndarray):
             pixels = check_array(image, bgr)
             photo = Photo(pixels, (pixels.shape[1], pixels.shape[0]))

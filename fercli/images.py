@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -49,20 +50,31 @@ def read_photo(path: Path, *, gray: bool, max_side: int = MAX_SIDE) -> Photo:
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
+    return _open_and_decode(path, str(path), path.suffix, gray, max_side)
+
+
+def read_photo_bytes(data: bytes, *, name: str = "upload", gray: bool = False, max_side: int = MAX_SIDE) -> Photo:
+    """The same as read_photo, for an image held in memory (an HTTP upload)."""
+    if not data:
+        raise InputError(f"{name}: empty (0 bytes)")
+    return _open_and_decode(io.BytesIO(data), name, "", gray, max_side)
+
+
+def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) -> Photo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as img:
-                return _decode(img, gray, max_side, path)
+            with Image.open(source) as img:
+                return _decode(img, gray, max_side, name)
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image PIL can read (is it really {path.suffix or 'an image'}?)") from None
+        raise InputError(f"{name}: not an image PIL can read (is it really {suffix or 'an image'}?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: corrupt or truncated image ({exc})") from None
+        raise InputError(f"{name}: corrupt or truncated image ({exc})") from None
     except Image.DecompressionBombError as exc:  # pragma: no cover - we disable PIL's limit
-        raise InputError(f"{path}: image too large ({exc})") from None
+        raise InputError(f"{name}: image too large ({exc})") from None
 
 
-def _decode(img: Image.Image, gray: bool, max_side: int, path: Path) -> Photo:
+def _decode(img: Image.Image, gray: bool, max_side: int, path: Path | str) -> Photo:
     width, height = img.size
     # JPEG decodes straight to 1/2, 1/4 or 1/8 scale: ask for the smallest scale whose longest side still
     # reaches max_side (draft never goes below the size asked for), so a 12-megapixel photo costs a quarter.

@@ -1,0 +1,113 @@
+"""``fer serve``: the HTTP API and the web page, a FastAPI app over the face pipeline.
+
+One FaceAnalyzer serves every request, one at a time (OpenCV's detector keeps per-call state); at most
+``max_waiting`` requests wait their turn, the next ones get 503 at once, so a burst cannot pile up
+memory. Bad uploads get a 4xx JSON ``{"error": "..."}`` and the server goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from fercli import __version__
+from fercli.faces import FaceAnalyzer
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_WAITING = 8
+
+
+class TooLarge(Exception):
+    pass
+
+
+def web_folder() -> Path:
+    return Path(str(resources.files("fercli") / "web"))
+
+
+def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, max_waiting: int = MAX_WAITING) -> FastAPI:
+    app = FastAPI(title="fer", version=__version__,
+                  description="Facial expression recognition: POST an image to /v1/predict.")
+    turn = threading.Lock()
+    places = threading.BoundedSemaphore(max_waiting)
+
+    def analyze(data: bytes, name: str) -> dict:
+        with turn:
+            return analyzer.predict(data, name=name)
+
+    @app.get("/v1/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/v1/model")
+    def model() -> dict:
+        classifier = analyzer.classifier
+        return {"classes": list(classifier.classes), "model": str(classifier.path), "runs_on": classifier.runs_on,
+                "parameters": classifier.parameters, "input": classifier.preprocess.to_dict(),
+                "detector": type(analyzer.detector).__name__.lower() if analyzer.detector else None,
+                "detect_size": analyzer.detect_size, "max_upload_bytes": max_upload}
+
+    @app.post("/v1/predict")
+    async def predict(request: Request):
+        """An image as a multipart upload (any field name) or as the raw request body -> fer predict's JSON."""
+        try:
+            data, name = await read_upload(request, max_upload)
+        except TooLarge:
+            return error(413, f"upload larger than {max_upload // (1024 * 1024)} MB; send a smaller image")
+        if not data:
+            return error(400, "empty upload: send an image file as the body or as a multipart field")
+        if not places.acquire(blocking=False):
+            return error(503, "busy: too many requests waiting; try again shortly")
+        try:
+            record = await run_in_threadpool(analyze, data, name)
+        finally:
+            places.release()
+        if record["status"] == "error":
+            return error(400, f"{name}: {record['error']}")
+        return record
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(web_folder() / "index.html")
+
+    app.mount("/static", StaticFiles(directory=web_folder()), name="static")
+    return app
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
+    """The image's bytes and a name for messages; stops reading past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:  # multipart framing adds a little
+        raise TooLarge
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_part_size=limit + 1)
+        for value in form.values():
+            if hasattr(value, "read"):
+                data = await value.read()
+                if len(data) > limit:
+                    raise TooLarge
+                return data, value.filename or "upload"
+        return b"", "upload"
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks), request.headers.get("x-filename", "upload")
+
+
+def run_server(analyzer: FaceAnalyzer, *, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(analyzer), host=host, port=port, log_level="warning")

@@ -1,0 +1,243 @@
+// fer's web page: photos and the webcam through POST /v1/predict. Plain JS, no build step, no network beyond this server.
+"use strict";
+
+const COLOURS = ["#d62728", "#8c564b", "#2ca02c", "#ff7f0e", "#7f7f7f", "#1f77b4", "#e377c2", "#9467bd"];
+
+async function predict(blob, name) {
+  const response = await fetch("/v1/predict", { method: "POST", body: blob, headers: { "x-filename": name } });
+  const body = await response.json().catch(() => ({ error: `server answered ${response.status}` }));
+  if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
+  return body;
+}
+
+function ranked(scores) {
+  return Object.entries(scores).sort((a, b) => b[1] - a[1]);
+}
+
+function drawFaces(ctx, faces, scale, ids) {
+  ctx.lineWidth = Math.max(2, ctx.canvas.width / 300);
+  ctx.font = `${Math.max(14, ctx.canvas.width / 40)}px system-ui, sans-serif`;
+  faces.forEach((face, i) => {
+    const [x, y, w, h] = face.box.map((v) => v * scale);
+    const text = `${ids ? "#" + ids[i] + " " : ""}${face.label} ${Math.round(100 * face.scores[face.label])}%`;
+    ctx.strokeStyle = "#0c0";
+    ctx.strokeRect(x, y, w, h);
+    const width = ctx.measureText(text).width + 8;
+    const height = parseInt(ctx.font, 10) + 6;
+    ctx.fillStyle = "#0c0";
+    ctx.fillRect(x, Math.max(0, y - height), width, height);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x + 4, Math.max(height - 6, y - 6));
+  });
+}
+
+function faceDetails(face, index) {
+  const div = document.createElement("div");
+  div.className = "face";
+  const label = document.createElement("div");
+  label.className = "face-label";
+  label.textContent = `face ${index + 1}: ${face.label} ${Math.round(100 * face.scores[face.label])}%`;
+  div.appendChild(label);
+  for (const [name, p] of ranked(face.scores).slice(0, 3)) {
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.innerHTML = `<span></span><div></div><em></em>`;
+    bar.querySelector("span").textContent = name;
+    bar.querySelector("div").style.width = `${Math.round(200 * p)}px`;
+    bar.querySelector("em").textContent = `${Math.round(100 * p)}%`;
+    div.appendChild(bar);
+  }
+  return div;
+}
+
+async function showPhoto(file) {
+  const card = document.createElement("div");
+  card.className = "result";
+  const name = document.createElement("div");
+  name.className = "name";
+  name.textContent = file.name;
+  card.appendChild(name);
+  document.getElementById("photos").prepend(card);
+  try {
+    const record = await predict(file, file.name);
+    const bitmap = await createImageBitmap(file);  // upright: Chromium applies EXIF orientation, as fer does
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.min(480, bitmap.width);
+    canvas.height = Math.round(bitmap.height * canvas.width / bitmap.width);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    drawFaces(ctx, record.faces, canvas.width / record.size[0]);
+    card.appendChild(canvas);
+    if (record.status === "no_face") {
+      const none = document.createElement("div");
+      none.className = "face-label";
+      none.textContent = "no face found";
+      card.appendChild(none);
+    }
+    record.faces.forEach((face, i) => card.appendChild(faceDetails(face, i)));
+  } catch (err) {
+    const message = document.createElement("div");
+    message.className = "error";
+    message.textContent = err.message;
+    card.appendChild(message);
+  }
+}
+
+function setUpPhotos() {
+  const drop = document.getElementById("drop");
+  const input = document.getElementById("files");
+  input.addEventListener("change", () => { for (const f of input.files) showPhoto(f); input.value = ""; });
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    for (const f of e.dataTransfer.files) showPhoto(f);
+  });
+}
+
+// ---------------------------------------------------------------- webcam
+
+const webcam = { stream: null, running: false, start: 0, tracks: [], nextId: 1, rows: [], classes: null };
+
+function iou(a, b) {
+  const ix = Math.max(0, Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]));
+  const iy = Math.max(0, Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]));
+  const inter = ix * iy;
+  return inter / (a[2] * a[3] + b[2] * b[3] - inter || 1);
+}
+
+// The same rule as fer's video tracking: a face continues the track it overlaps most (IoU >= 0.3).
+function assignIds(faces, t) {
+  webcam.tracks = webcam.tracks.filter((tr) => t - tr.seen <= 1.0);
+  const ids = [];
+  const used = new Set();
+  for (const face of faces) {
+    let best = null;
+    let bestIou = 0.3;
+    for (const tr of webcam.tracks) {
+      const o = iou(face.box, tr.box);
+      if (!used.has(tr.id) && o >= bestIou) { best = tr; bestIou = o; }
+    }
+    if (!best) { best = { id: webcam.nextId++, box: face.box, seen: t }; webcam.tracks.push(best); }
+    best.box = face.box;
+    best.seen = t;
+    used.add(best.id);
+    ids.push(best.id);
+  }
+  return ids;
+}
+
+function drawCharts() {
+  const charts = document.getElementById("charts");
+  const byFace = new Map();
+  for (const row of webcam.rows) {
+    if (!byFace.has(row.face_id)) byFace.set(row.face_id, []);
+    byFace.get(row.face_id).push(row);
+  }
+  for (const [id, rows] of byFace) {
+    let canvas = document.getElementById(`chart-${id}`);
+    if (!canvas) {
+      canvas = document.createElement("canvas");
+      canvas.id = `chart-${id}`;
+      canvas.width = 460;
+      canvas.height = 150;
+      charts.appendChild(canvas);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    const end = rows[rows.length - 1].t;
+    const span = 30;  // seconds shown
+    const x = (t) => 40 + (canvas.width - 50) * (1 - (end - t) / span);
+    const y = (p) => canvas.height - 20 - (canvas.height - 35) * p;
+    ctx.fillStyle = "#222";
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillText(`face #${id}, last ${span} s`, 40, 12);
+    webcam.classes.forEach((name, k) => {
+      ctx.strokeStyle = COLOURS[k % COLOURS.length];
+      ctx.beginPath();
+      rows.filter((r) => end - r.t <= span).forEach((r, i) => {
+        (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(r.t), y(r.scores[name]));
+      });
+      ctx.stroke();
+      ctx.fillStyle = COLOURS[k % COLOURS.length];
+      ctx.fillText(name, 2, 24 + 16 * k);
+    });
+  }
+}
+
+async function webcamLoop() {
+  const video = document.getElementById("video");
+  const overlay = document.getElementById("overlay");
+  const grab = document.createElement("canvas");
+  let frames = 0;
+  while (webcam.running) {
+    if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
+    grab.width = video.videoWidth;
+    grab.height = video.videoHeight;
+    grab.getContext("2d").drawImage(video, 0, 0);
+    const blob = await new Promise((r) => grab.toBlob(r, "image/jpeg", 0.85));
+    const t = (performance.now() - webcam.start) / 1000;
+    let record;
+    try {
+      record = await predict(blob, "webcam.jpg");  // the next frame goes when this answer is back
+    } catch (err) {
+      document.getElementById("status").textContent = err.message;
+      continue;
+    }
+    const ids = assignIds(record.faces, t);
+    overlay.width = video.clientWidth;
+    overlay.height = video.clientHeight;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, overlay.width, overlay.height);
+    drawFaces(ctx, record.faces, overlay.width / record.size[0], ids);
+    document.getElementById("webcam-labels").textContent =
+      record.faces.map((f, i) => `#${ids[i]} ${f.label} ${Math.round(100 * f.scores[f.label])}%`).join("  ");
+    record.faces.forEach((f, i) => webcam.rows.push({ t, face_id: ids[i], box: f.box, label: f.label, scores: f.scores }));
+    if (!webcam.classes && record.faces.length) webcam.classes = Object.keys(record.faces[0].scores);
+    if (webcam.classes) drawCharts();
+    frames += 1;
+    document.getElementById("status").textContent = `${(frames / t).toFixed(1)} frames/s`;
+  }
+}
+
+async function startWebcam() {
+  try {
+    webcam.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (err) {
+    document.getElementById("status").textContent = `no camera: ${err.message}`;
+    return;
+  }
+  const video = document.getElementById("video");
+  video.srcObject = webcam.stream;
+  await video.play();
+  Object.assign(webcam, { running: true, start: performance.now(), tracks: [], nextId: 1, rows: [] });
+  document.getElementById("start").disabled = true;
+  document.getElementById("stop").disabled = false;
+  document.getElementById("download").disabled = false;
+  webcamLoop();
+}
+
+function stopWebcam() {
+  webcam.running = false;
+  if (webcam.stream) webcam.stream.getTracks().forEach((track) => track.stop());
+  document.getElementById("start").disabled = false;
+  document.getElementById("stop").disabled = true;
+}
+
+function downloadCsv() {
+  const classes = webcam.classes || [];
+  const lines = [["time_s", "face_id", "x", "y", "w", "h", "label", ...classes].join(",")];
+  for (const r of webcam.rows) {
+    lines.push([r.t.toFixed(3), r.face_id, ...r.box, r.label, ...classes.map((c) => r.scores[c])].join(","));
+  }
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+  link.download = "webcam_timeline.csv";
+  link.click();
+}
+
+setUpPhotos();
+document.getElementById("start").addEventListener("click", startWebcam);
+document.getElementById("stop").addEventListener("click", stopWebcam);
+document.getElementById("download").addEventListener("click", downloadCsv);

@@ -1,0 +1,65 @@
+"""fer serve's HTTP API through FastAPI's TestClient: answers, limits, and bad requests that leave it serving."""
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fercli.faces import FaceAnalyzer
+from fercli.serve import create_app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PHOTO = (EXAMPLES / "astronaut.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return FaceAnalyzer()
+
+
+@pytest.fixture
+def client(analyzer):
+    return TestClient(create_app(analyzer, max_upload=200_000))
+
+
+def test_health_and_model(client):
+    assert client.get("/v1/health").json()["status"] == "ok"
+    model = client.get("/v1/model").json()
+    assert model["classes"][3] == "happy" and model["detector"] == "yunet" and model["input"]["image_size"] == 48
+
+
+def test_predict_raw_body_and_multipart_give_fer_predicts_json(client):
+    raw = client.post("/v1/predict", content=PHOTO, headers={"x-filename": "astronaut.jpg"})
+    assert raw.status_code == 200
+    record = raw.json()
+    assert record["path"] == "astronaut.jpg" and record["status"] == "ok" and record["size"] == [512, 512]
+    assert [f["label"] for f in record["faces"]] == ["happy"]
+    form = client.post("/v1/predict", files={"image": ("mine.jpg", PHOTO, "image/jpeg")})
+    assert form.status_code == 200 and form.json()["path"] == "mine.jpg"
+    assert form.json()["faces"][0]["scores"] == record["faces"][0]["scores"]
+
+
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(client):
+    corrupt = client.post("/v1/predict", content=PHOTO[: len(PHOTO) // 3])
+    assert corrupt.status_code == 400 and "corrupt or truncated" in corrupt.json()["error"]
+    assert client.post("/v1/predict", content=b"").status_code == 400
+    assert client.post("/v1/predict", content=b"plain text").status_code == 400
+    too_big = client.post("/v1/predict", content=b"\xff" * 300_000)
+    assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]
+    assert client.post("/v1/predict", files={"image": ("big.jpg", b"\xff" * 300_000, "image/jpeg")}).status_code == 413
+    assert client.get("/v1/predict").status_code == 405
+    assert client.post("/v1/predict", content=PHOTO).status_code == 200  # still serving
+
+
+def test_no_place_in_the_queue_is_503(analyzer):
+    full = TestClient(create_app(analyzer, max_waiting=0))
+    busy = full.post("/v1/predict", content=PHOTO)
+    assert busy.status_code == 503 and "busy" in busy.json()["error"]
+
+
+def test_the_page_and_its_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "Start webcam" in page.text
+    assert "fetch(\"/v1/predict\"" in client.get("/static/app.js").text
+    for asset in ("/", "/static/app.js", "/static/style.css"):
+        assert "://" not in client.get(asset).text  # no CDN: nothing is fetched from anywhere but this server

@@ -1,0 +1,107 @@
+"""The web page in a real browser: Debian's chromium, headless, driven by Playwright; its fake camera plays a
+video of the example photo. Skipped, with the reason, where chromium or Playwright is missing (CI installs both)."""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fercli", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/v1/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"fer serve did not start: {proc.stderr.read().decode()[-500:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory) -> Path:
+    """A motion-JPEG clip Chromium's fake camera plays in a loop: the example photo in a 640x480 frame."""
+    frame = Image.new("RGB", (640, 480), (128, 128, 128))
+    frame.paste(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((480, 480)), (80, 0))
+    buffer = io.BytesIO()
+    frame.save(buffer, "JPEG", quality=90)
+    clip = tmp_path_factory.mktemp("camera") / "clip.mjpeg"
+    clip.write_bytes(buffer.getvalue() * 20)
+    return clip
+
+
+@pytest.fixture
+def page(camera_clip):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera_clip}"])
+        yield browser.new_page(viewport={"width": 1100, "height": 1000})
+        browser.close()
+
+
+def test_upload_the_example_photo_and_see_a_box_labelled_happy(server, page):
+    page.goto(server)
+    page.set_input_files("#files", str(EXAMPLES / "two_faces.jpg"))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    labels = page.locator(".result .face-label").all_inner_texts()
+    assert len(labels) == 2 and all(label.startswith(f"face {i}: happy") for i, label in enumerate(labels, start=1))
+    assert page.locator(".result canvas").count() == 1 and page.locator(".bar").count() == 6
+
+
+def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((EXAMPLES / "astronaut.jpg").read_bytes()[:3000])
+    page.goto(server)
+    page.set_input_files("#files", str(broken))
+    page.wait_for_selector(".result .error", timeout=20_000)
+    assert "corrupt or truncated" in page.inner_text(".result .error")
+    page.set_input_files("#files", str(EXAMPLES / "astronaut.jpg"))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    assert "happy" in page.inner_text(".result .face-label")
+
+
+def test_the_webcam_shows_a_labelled_box_within_seconds(server, page):
+    page.goto(server)
+    page.click("#start")
+    page.wait_for_function("document.getElementById('webcam-labels').textContent.includes('happy')", timeout=20_000)
+    assert page.inner_text("#webcam-labels").startswith("#1 happy")
+    page.wait_for_selector("#chart-1", timeout=10_000)
+    with page.expect_download() as download:
+        page.click("#download")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("time_s,face_id,x,y,w,h,label,angry") and len(lines) > 1
+    if os.environ.get("FER_SCREENSHOT"):  # README's picture: FER_SCREENSHOT=docs/serve.png pytest tests/test_web.py
+        page.set_input_files("#files", str(EXAMPLES / "two_faces.jpg"))
+        page.wait_for_selector(".result .face-label", timeout=20_000)
+        time.sleep(3)
+        page.screenshot(path=os.environ["FER_SCREENSHOT"], full_page=True)
