@@ -63,7 +63,7 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
         if not data:
             return error(400, "empty upload: send an image file as the body or as a multipart field")
         if not places.acquire(blocking=False):
-            return error(503, "busy: too many requests waiting; try again shortly")
+            return error(503, "busy: too many requests waiting; try again shortly", headers={"Retry-After": "1"})
         try:
             record = await run_in_threadpool(analyze, data, name)
         finally:
@@ -80,8 +80,8 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
     return app
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message})
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:

@@ -54,7 +54,7 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(client):
 def test_no_place_in_the_queue_is_503(analyzer):
     full = TestClient(create_app(analyzer, max_waiting=0))
     busy = full.post("/v1/predict", content=PHOTO)
-    assert busy.status_code == 503 and "busy" in busy.json()["error"]
+    assert busy.status_code == 503 and "busy" in busy.json()["error"] and busy.headers["retry-after"] == "1"
 
 
 def test_the_page_and_its_files_are_served(client):
