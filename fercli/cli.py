@@ -26,7 +26,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (default: the checkpoint's training data).")]
 CheckpointOpt = Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Checkpoint(s); several are ensembled. Default: the shipped model.")]
-SplitOpt = Annotated[str, typer.Option("--split", help="train, val or test (test = PrivateTest for FER-2013).")]
+SplitOpt = Annotated[str, typer.Option("--split", help="train, val, test (test = PrivateTest for FER-2013) or all (every image).")]
 
 
 def friendly_errors(command):
@@ -175,6 +175,24 @@ def serve(
     analyzer = FaceAnalyzer(checkpoint, detector=detector, device=device)
     console.info(f"fer serve: open http://{host}:{port} (API: http://{host}:{port}/docs); Ctrl-C stops it")
     run_server(analyzer, host=host, port=port)
+
+
+@app.command()
+@friendly_errors
+def audit(
+    data: Annotated[str, typer.Option("--data", help="Dataset folder or csv to audit.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the runs/audit/ folder.")] = "exp",
+    json_: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON to stdout.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find images that occur twice (within and across splits), twins with different labels, unreadable files
+    and the class balance; writes runs/audit/<name>/ (twins.csv, unreadable.txt, summary.json).
+
+    Example: fer audit --data ../shared/data/fer2013
+    """
+    from fercli.commands.audit import run_audit
+
+    run_audit(data, name=name, as_json=json_)
 
 
 @app.command()

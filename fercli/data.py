@@ -45,6 +45,11 @@ class Dataset:
     bad: tuple[str, ...]  # "source: reason" for each image that could not be read
 
     def split(self, name: str) -> Split:
+        """A split by name; "all" is every image of the dataset (to score an outside test set as a whole)."""
+        if name == "all":
+            parts = [s for s in self.splits.values() if len(s)]
+            return Split(torch.cat([s.images for s in parts]), torch.cat([s.labels for s in parts]),
+                         [src for s in parts for src in s.sources])
         if name not in self.splits or len(self.splits[name]) == 0:
             have = ", ".join(k for k, v in self.splits.items() if len(v)) or "none"
             raise DataError(f"the data has no {name!r} split (it has: {have}); pick another with --split")

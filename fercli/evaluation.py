@@ -12,7 +12,7 @@ from fercli.checkpoint import training_data_root
 from fercli.choices import TTA
 from fercli.classifier import Classifier, open_classifier
 from fercli.config import DataConfig
-from fercli.data import Split, Warn, load_dataset
+from fercli.data import Dataset, Split, Warn, load_dataset
 from fercli.errors import DataError, InputError
 from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
 from fercli.shipped import default_checkpoint
@@ -28,8 +28,9 @@ def open_classifiers(paths: list[Path] | None, device: torch.device, batch_size:
     return paths, models
 
 
-def load_split(data: str | None, models: list[Classifier], split: str, warn: Warn = lambda _msg: None) -> tuple[Split, str]:
-    """The split, with labels re-indexed into the checkpoint's class order."""
+def load_split(data: str | None, models: list[Classifier], split: str, warn: Warn = lambda _msg: None
+               ) -> tuple[Split, Dataset]:
+    """The split, with labels re-indexed into the checkpoint's class order, and the dataset it came from."""
     first = models[0]
     root = data or training_data_root(first.meta)
     if not root:
@@ -43,7 +44,18 @@ def load_split(data: str | None, models: list[Classifier], split: str, warn: War
         raise DataError(f"the data has class(es) {unknown} that the checkpoint does not know "
                         f"(it knows {list(first.classes)}); rename the folders or use a matching checkpoint")
     remap = torch.tensor([first.classes.index(c) for c in dataset.classes])
-    return replace(chosen, labels=remap[chosen.labels]), dataset.fingerprint
+    return replace(chosen, labels=remap[chosen.labels]), dataset
+
+
+def clean_part(chosen: Split, dataset: Dataset, split: str) -> np.ndarray | None:
+    """bool [N]: the images of ``chosen`` with no twin in the training split (None when that means nothing:
+    the split is train, includes it, or the dataset has none)."""
+    from fercli.audit import has_twin_in
+
+    train = dataset.splits.get("train")
+    if split in ("train", "all") or train is None or len(train) == 0:
+        return None
+    return ~has_twin_in(chosen.images[:, 0].numpy(), train.images[:, 0].numpy())
 
 
 def model_logits(models: list[Classifier], images: torch.Tensor, tta: TTA) -> list[np.ndarray]:

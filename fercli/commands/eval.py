@@ -12,7 +12,7 @@ from fercli import console
 from fercli.checkpoint import file_fingerprint, training_data_root
 from fercli.choices import TTA
 from fercli.device import resolve_device
-from fercli.evaluation import average_probs, build_report, ensemble_probs, load_split, model_logits, open_classifiers
+from fercli.evaluation import average_probs, build_report, clean_part, ensemble_probs, load_split, model_logits, open_classifiers
 from fercli.metrics import summary_metrics
 from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
@@ -22,7 +22,7 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
     check_run_name(name, "runs/eval")  # before the work, not after it
     device = resolve_device(device_name)
     paths, models = open_classifiers(checkpoints, device, batch_size)
-    chosen, data_fingerprint = load_split(data, models, split, warn=console.warn)
+    chosen, dataset = load_split(data, models, split, warn=console.warn)
     classes, labels = models[0].classes, chosen.labels.numpy()
     start = time.perf_counter()
     logits = model_logits(models, chosen.images, tta)
@@ -33,8 +33,13 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
     report["uncalibrated"] = summary_metrics(average_probs(logits, [1.0] * len(models)), labels)
     if tta != "none":
         report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, TTA.none), labels)
+    clean = clean_part(chosen, dataset, split)
+    if clean is not None:  # the same split without the images that also occur (near-identically) in training
+        right = probs.argmax(1) == labels
+        report["clean"] = {"images": int(clean.sum()), "accuracy": float(right[clean].mean()) if clean.any() else None,
+                           "twins_in_train": int((~clean).sum())}
     report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
-                  data=str(data or training_data_root(models[0].meta)), data_fingerprint=data_fingerprint,
+                  data=str(data or training_data_root(models[0].meta)), data_fingerprint=dataset.fingerprint,
                   split=split, tta=TTA(tta).value, images=int(len(labels)), temperatures=temperatures,
                   params=[m.parameters for m in models], device=" + ".join(sorted({m.runs_on for m in models})),
                   images_per_s=images_per_s)
@@ -70,6 +75,10 @@ def show_report(report: dict, classes, out_dir: Path) -> None:
     if "no_tta" in report:
         gain = m["accuracy"] - report["no_tta"]["accuracy"]
         rows.append([f"TTA {report['tta']} gain", f"{gain:+.2%} (no TTA {report['no_tta']['accuracy']:.2%})"])
+    if "clean" in report:
+        c = report["clean"]
+        value = "—" if c["accuracy"] is None else f"{c['accuracy']:.2%}"
+        rows.append(["without train twins", f"{value} ({c['images']:,} images; {c['twins_in_train']:,} have a twin in train)"])
     rows.append(["parameters", " + ".join("unknown" if p is None else f"{p:,}" for p in report["params"])])
     rows.append(["speed", f"{report['images_per_s']:,.0f} images/s on {report['device']}, TTA {report['tta']}"])
     console.show(console.make_table(title, ["metric", "value"], rows))

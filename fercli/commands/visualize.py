@@ -24,7 +24,7 @@ def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, spli
         refuse_overwrite(out, overwrite)
     device = resolve_device(device_name)
     _paths, models = open_classifiers(checkpoints, device)
-    chosen, _fingerprint = load_split(data, models, split, warn=console.warn)
+    chosen, _dataset = load_split(data, models, split, warn=console.warn)
     classes = models[0].classes
     probs = ensemble_probs(models, chosen.images, TTA.none)
     labels, preds = chosen.labels.numpy(), probs.argmax(1)
