@@ -22,6 +22,13 @@ class DetectorName(str, Enum):
     haar = "haar"
 
 
+class Labels(str, Enum):
+    """Which labels to score against: FER-2013's own, or FER+'s crowd majority (ten votes per image)."""
+
+    fer2013 = "fer2013"
+    ferplus = "ferplus"
+
+
 class Faces(str, Enum):
     all = "all"
     largest = "largest"

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces
+from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces, Labels
 
 app = typer.Typer(
     help="Facial expression recognition: train, evaluate, visualize, predict and export.",
@@ -82,6 +82,7 @@ def evaluate(
     data: DataOpt = None,
     split: SplitOpt = "test",
     tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation (.onnx files: none or flip).")] = TTA.none,
+    labels: Annotated[Labels, typer.Option("--labels", help="fer2013: the dataset's labels; ferplus: FER+'s crowd majority (needs ferplus.csv beside train/ and test/; images without a majority among the model's classes are left out, and counted).")] = Labels.fer2013,
     json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
     name: Annotated[str, typer.Option("--name", help="Name of the runs/eval/ folder.")] = "exp",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 512,
@@ -91,7 +92,8 @@ def evaluate(
     """Evaluate checkpoint(s) on a split: metric tables, confusion matrix, calibration; writes runs/eval/<name>/."""
     from fercli.commands.eval import run_eval
 
-    run_eval(checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device)
+    run_eval(checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device,
+             labels_from=labels)
 
 
 @app.command()

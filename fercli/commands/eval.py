@@ -10,7 +10,7 @@ import numpy as np
 
 from fercli import console
 from fercli.checkpoint import file_fingerprint, training_data_root
-from fercli.choices import TTA
+from fercli.choices import TTA, Labels
 from fercli.device import resolve_device
 from fercli.evaluation import average_probs, build_report, clean_part, ensemble_probs, load_split, model_logits, open_classifiers
 from fercli.metrics import summary_metrics
@@ -18,11 +18,16 @@ from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
 
 def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
-             batch_size: int, device_name: str) -> dict:
+             batch_size: int, device_name: str, labels_from: Labels = Labels.fer2013) -> dict:
     check_run_name(name, "runs/eval")  # before the work, not after it
     device = resolve_device(device_name)
     paths, models = open_classifiers(checkpoints, device, batch_size)
     chosen, dataset = load_split(data, models, split, warn=console.warn)
+    relabelled = None
+    if Labels(labels_from) == Labels.ferplus:
+        from fercli.ferplus import relabel
+
+        chosen, relabelled = relabel(chosen, Path(data or training_data_root(models[0].meta)), models[0].classes)
     classes, labels = models[0].classes, chosen.labels.numpy()
     start = time.perf_counter()
     logits = model_logits(models, chosen.images, tta)
@@ -38,7 +43,9 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
         right = probs.argmax(1) == labels
         report["clean"] = {"images": int(clean.sum()), "accuracy": float(right[clean].mean()) if clean.any() else None,
                            "twins_in_train": int((~clean).sum())}
-    report.update(checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
+    if relabelled:
+        report["ferplus"] = relabelled
+    report.update(labels=Labels(labels_from).value, checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
                   data=str(data or training_data_root(models[0].meta)), data_fingerprint=dataset.fingerprint,
                   split=split, tta=TTA(tta).value, images=int(len(labels)), temperatures=temperatures,
                   params=[m.parameters for m in models], device=" + ".join(sorted({m.runs_on for m in models})),
@@ -68,7 +75,8 @@ def write_eval_files(report: dict, probs: np.ndarray, labels: np.ndarray, classe
 
 def show_report(report: dict, classes, out_dir: Path) -> None:
     m, u = report["metrics"], report["uncalibrated"]
-    title = f"{', '.join(report['checkpoints'])} on {report['split']} ({report['images']:,} images, TTA {report['tta']})"
+    title = (f"{', '.join(report['checkpoints'])} on {report['split']} ({report['images']:,} images, TTA {report['tta']}, "
+             f"{report['labels']} labels)")
     rows = [["accuracy", f"{m['accuracy']:.2%}"], ["macro-F1", f"{m['macro_f1']:.4f}"],
             ["balanced accuracy", f"{m['balanced_accuracy']:.2%}"], ["top-2 accuracy", f"{m['top2_accuracy']:.2%}"],
             ["NLL", f"{m['nll']:.4f} (uncalibrated {u['nll']:.4f})"], ["ECE (15 bins)", f"{m['ece']:.4f} (uncalibrated {u['ece']:.4f})"]]
