@@ -22,6 +22,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+# What the base install leaves out (it predicts and serves on onnxruntime): a command that needs it says which extra.
+TRAINING_STACK = {"torch", "pandas", "sklearn"}
+
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (default: the checkpoint's training data).")]
@@ -51,6 +54,14 @@ def friendly_errors(command):
 
             console.error("interrupted")
             raise typer.Exit(130) from None
+        except ModuleNotFoundError as exc:
+            if debug or exc.name not in TRAINING_STACK:
+                raise
+            from fercli import console
+
+            console.error(f"fer {command.__name__.replace('evaluate', 'eval')} needs {exc.name}, part of the training tools "
+                          "(PyTorch, pandas, scikit-learn): pip install \"fercli[train]\"")
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -167,3 +167,17 @@ def test_version_short_help_and_option_bounds(tmp_path, trained_checkpoint, fer_
     escape = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--name", "../../outside")
     assert escape.exit_code == 1 and "plain folder name" in escape.stderr
     assert not (tmp_path.parent / "outside").exists()
+
+
+def test_predict_needs_no_training_stack_and_train_names_the_extra(tmp_path):
+    """The base install has no PyTorch, pandas or scikit-learn: predict works, train says which extra to install."""
+    block = "import sys\nfor name in ('torch', 'pandas', 'sklearn'):\n    sys.modules[name] = None\n"
+    def fer(*args):
+        code = block + f"from fercli.cli import app\napp({list(args)!r}, prog_name='fer')"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    predicted = fer("predict", "examples/astronaut.jpg", "--json")
+    assert predicted.returncode == 0 and json.loads(predicted.stdout)["faces"][0]["label"] == "happy"
+    trained = fer("train", "--config", "configs/quick.yaml", f"train.project={tmp_path}")
+    assert trained.returncode == 1 and 'pip install "fercli[train]"' in trained.stderr and "Traceback" not in trained.stderr
+    evaluated = fer("eval", "--data", str(tmp_path))
+    assert evaluated.returncode == 1 and "fer eval needs" in evaluated.stderr
