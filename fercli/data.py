@@ -132,6 +132,8 @@ def decode_dataset(root: Path, layout: str, files: list[Path], cfg: DataConfig, 
 def decode_folder_splits(root: Path, layout: str, files: list[Path], cfg: DataConfig):
     """Class = parent folder name; split from the file name prefix, else from train/ vs test/."""
     classes = sorted({class_of(p, root, layout) for p in files})
+    if layout == "fer-folders":
+        check_same_classes(root, files)
     index = {name: i for i, name in enumerate(classes)}
     groups: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
     for path in files:
@@ -141,6 +143,20 @@ def decode_folder_splits(root: Path, layout: str, files: list[Path], cfg: DataCo
         images, labels, sources = decode_files(paths, root, layout, index, cfg, bad)
         raw[name] = (images, labels, sources, cfg.image_size, cfg.channels)
     return classes, raw, bad
+
+
+def check_same_classes(root: Path, files: list[Path]) -> None:
+    """train/ and test/ must name the same classes: "Happy" beside "happy" would become a class never trained."""
+    by_folder: dict[str, set[str]] = {}
+    for path in files:
+        top, name = path.relative_to(root).parts[:2]
+        by_folder.setdefault(top, set()).add(name)
+    train = by_folder.get("train", set())
+    for folder, names in sorted(by_folder.items()):
+        extra = sorted(names - train)
+        if folder != "train" and extra:
+            raise DataError(f"{root / folder}: class folder(s) {extra} are not in {root / 'train'} (it has "
+                            f"{', '.join(sorted(train))}); rename them to match")
 
 
 def class_of(path: Path, root: Path, layout: str) -> str:

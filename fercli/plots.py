@@ -12,17 +12,25 @@ import numpy as np  # noqa: E402
 
 
 def plot_training_curves(metrics_csv: Path, out: Path) -> None:
+    """Loss and accuracy per epoch; markers and whole-number epochs, so a 1-epoch run still shows its points."""
     import pandas as pd
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     frame = pd.read_csv(metrics_csv)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(frame["epoch"], frame["train_loss"], label="train")
-    ax_loss.plot(frame["epoch"], frame["val_loss"], label="val")
+    for split in ("train", "val"):
+        ax_loss.plot(frame["epoch"], frame[f"{split}_loss"], marker="o", markersize=3, label=split)
+        ax_acc.plot(frame["epoch"], 100 * frame[f"{split}_acc"], marker="o", markersize=3, label=split)
     ax_loss.set(title="loss", xlabel="epoch")
-    ax_acc.plot(frame["epoch"], frame["train_acc"], label="train")
-    ax_acc.plot(frame["epoch"], frame["val_acc"], label="val")
     ax_acc.set(title="accuracy", xlabel="epoch")
+    ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    last = int(frame["epoch"].max())
     for ax in (ax_loss, ax_acc):
+        ax.set_xlim(0.5, last + 0.5)
+        if last <= 20:
+            ax.set_xticks(range(1, last + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     save_figure(fig, out)

@@ -290,3 +290,11 @@ def test_an_image_too_small_for_a_face_is_an_error(tmp_path, trained_checkpoint)
     result = run("predict", dot, "-c", trained_checkpoint, "--json")
     record = json.loads(result.stdout)
     assert result.exit_code == 1 and record["status"] == "error" and "too small (1x1" in record["error"]
+
+
+def test_train_and_test_class_folders_must_match(tmp_path, fer_folders):
+    """test/Happy beside train/happy used to become an eighth class that was never trained (exit 0)."""
+    (fer_folders / "test" / "happy").rename(fer_folders / "test" / "Happy")
+    result = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
+    one_error_line(result, 1, "['Happy'] are not in", "rename them to match")
+    assert not (tmp_path / "runs").exists()
