@@ -115,3 +115,18 @@ def mixup(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Te
     lam = max(lam, 1 - lam)  # keep the original image dominant so its label stays meaningful
     order = torch.randperm(x.shape[0], generator=gen).to(x.device)
     return lam * x + (1 - lam) * x[order], order, lam
+
+
+def cutmix(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Paste one box of a shuffled partner into each image (Yun et al., 2019): returns (mixed, partner order,
+    weight of the original = the share of pixels that are still its own)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    n, _, h, w = x.shape
+    cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = int(torch.randint(h, (1,), generator=gen)), int(torch.randint(w, (1,), generator=gen))
+    top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    order = torch.randperm(n, generator=gen).to(x.device)
+    mixed = x.clone()
+    mixed[..., top:bottom, left:right] = x[order][..., top:bottom, left:right]
+    return mixed, order, 1 - (bottom - top) * (right - left) / (h * w)

@@ -37,6 +37,7 @@ class AugmentConfig:
     shift: float = 0.0  # extra max shift, in pixels, on top of the crop's own
     erase: float = 0.0  # probability of random erasing per image
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
+    cutmix: float = 0.0  # CutMix Beta(alpha, alpha); 0 = off; with mixup too, each batch uses one of them
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("augment.scale", lambda v: 0 <= v < 1, "0 or more, below 1"),
     ("augment.shift", lambda v: v >= 0, "0 or more pixels"),
     ("augment.mixup", lambda v: v >= 0, "0 (off) or a positive alpha"),
+    ("augment.cutmix", lambda v: v >= 0, "0 (off) or a positive alpha"),
     ("optim.lr", lambda v: v > 0, "a positive number"),
     ("optim.weight_decay", lambda v: v >= 0, "0 or more"),
     ("optim.momentum", lambda v: 0 <= v < 1, "0 or more, below 1"),

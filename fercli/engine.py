@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.augment import augment_batch, mixup
+from fercli.augment import augment_batch, cutmix, mixup
 from fercli.calibration import calibrate_best
 from fercli.checkpoint import build_checkpoint, load_model, save_checkpoint
 from fercli.config import Config, config_to_dict
@@ -224,8 +224,10 @@ def autocast(device: torch.device, dtype):
 
 
 def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, pre: Preprocess):
-    if cfg.augment.mixup > 0:
-        mixed, order, lam = mixup(x, cfg.augment.mixup, gen)
+    mix = pick_mix(cfg, gen)
+    if mix is not None:
+        blend, alpha = mix
+        mixed, order, lam = blend(x, alpha, gen)
         logits = model(mixed)
         loss = lam * criterion(logits, labels) + (1 - lam) * criterion(logits, labels[order])
         x = mixed
@@ -238,6 +240,14 @@ def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, 
         kd = F.kl_div(F.log_softmax(logits.float() / t, dim=1), target, reduction="batchmean") * t * t
         loss = (1 - cfg.train.distill_weight) * loss + cfg.train.distill_weight * kd
     return loss, logits
+
+
+def pick_mix(cfg: Config, gen: torch.Generator):
+    """mixup, cutmix or neither for this batch; with both configured, one of them at random per batch."""
+    choices = [(fn, alpha) for fn, alpha in ((mixup, cfg.augment.mixup), (cutmix, cfg.augment.cutmix)) if alpha > 0]
+    if len(choices) == 2:
+        return choices[int(torch.randint(2, (1,), generator=gen))]
+    return choices[0] if choices else None
 
 
 @torch.no_grad()

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from fercli.augment import augment_batch, tta_views
@@ -47,3 +48,17 @@ def test_erasing_zeroes_a_region():
     out = augment_batch(images, full, cfg, torch.Generator().manual_seed(0))
     zero_share = (out == 0).float().mean(dim=(1, 2, 3))
     assert ((zero_share > 0.01) & (zero_share < 0.25)).all()
+
+
+def test_cutmix_pastes_one_box_and_weighs_by_what_is_left():
+    from fercli.augment import cutmix
+
+    torch.manual_seed(0)
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 1, 40, 40).clone()  # image i is all i
+    mixed, order, lam = cutmix(x, 1.0, torch.Generator().manual_seed(3))
+    swapped = [i for i in range(4) if order[i] != i]
+    assert len(swapped) >= 2 and 0 < lam < 1
+    for i in swapped:
+        own = (mixed[i] == i).float().mean().item()
+        partner = (mixed[i] == order[i].item()).float().mean().item()
+        assert own == pytest.approx(lam) and own + partner == pytest.approx(1.0)  # the share still its own weighs its label

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +129,9 @@ def test_training_with_cpu_bf16_runs_and_saves_fp32_weights(tmp_path, fer_folder
     run_dir, state = train(cfg, tmp_path / "runs")
     weights = read_checkpoint(run_dir / "best.pt")["state_dict"]
     assert 0 <= state.best_val_acc <= 1 and all(v.dtype != torch.bfloat16 for v in weights.values())
+
+
+def test_training_with_mixup_and_cutmix_runs(tmp_path, fer_folders):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["augment.mixup=0.4", "augment.cutmix=1.0"])
+    _run_dir, state = train(cfg, tmp_path / "runs")
+    assert state.epoch == 1 and np.isfinite(state.history[0]["train_loss"])
