@@ -26,6 +26,7 @@ class DataConfig:
     val_fraction: float = 0.1  # only used when the data has no validation split of its own
     cache_dir: str = ""  # empty: $FER_CACHE_DIR or ~/.cache/fer
     skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
+    labels: str = "fer2013"  # fer2013: the folders' labels; ferplus: FER+'s crowd majority, 8 classes (ferplus.csv in root)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("data.image_size", lambda v: 8 <= v <= 1024, "from 8 to 1024 pixels"),
     ("data.channels", lambda v: v in (1, 3), "1 (gray) or 3 (RGB)"),
     ("data.val_fraction", lambda v: 0 < v < 0.9, "between 0 and 0.9"),
+    ("data.labels", lambda v: v in ("fer2013", "ferplus"), "fer2013 or ferplus"),
     ("augment.erase", lambda v: 0 <= v <= 1, "a probability, 0 to 1"),
     ("augment.rotate", lambda v: 0 <= v <= 180, "0 to 180 degrees"),
     ("augment.scale", lambda v: 0 <= v < 1, "0 or more, below 1"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fercli.data import Split
+from fercli.data import Dataset, Split, Warn
 from fercli.errors import DataError
 
 # FER+'s vote columns, and the fer class each emotion is (contempt has none among FER-2013's seven).
@@ -19,6 +19,7 @@ EMOTIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "
 TO_FER = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad", "anger": "angry",
           "disgust": "disgust", "fear": "fear", "contempt": "contempt"}
 VOTE_COLUMNS = (*EMOTIONS, "unknown", "NF")
+FERPLUS_CLASSES = tuple(sorted(TO_FER.values()))  # FER-2013's seven and contempt, alphabetical like the folders
 
 
 def read_votes(path: Path) -> dict[str, np.ndarray]:
@@ -65,3 +66,14 @@ def relabel(split: Split, root: Path, classes: tuple[str, ...]) -> tuple[Split, 
                      sources=[split.sources[i] for i in keep])
     agree = float((split.labels[index] == chosen.labels).float().mean()) if keep else 0.0
     return chosen, {"labels": "ferplus", "kept": len(keep), "dropped": dropped, "agree_with_fer2013": round(agree, 4)}
+
+
+def ferplus_dataset(dataset: Dataset, root: Path, warn: Warn = lambda _msg: None) -> Dataset:
+    """Every split relabelled with FER+ majorities (8 classes); images without one are left out, and counted."""
+    splits, dropped = {}, 0
+    for name, split in dataset.splits.items():
+        relabelled, info = relabel(split, root, FERPLUS_CLASSES)
+        splits[name] = relabelled
+        dropped += sum(info["dropped"].values())
+    warn(f"FER+ labels: {dropped:,} image(s) without a FER+ majority left out")
+    return replace(dataset, classes=FERPLUS_CLASSES, splits=splits, fingerprint=f"{dataset.fingerprint}+ferplus")

@@ -5,6 +5,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
+from fercli.classifier import open_classifier
 from fercli.cli import app
 from fercli.ferplus import VOTE_COLUMNS, majority
 
@@ -52,3 +53,23 @@ def test_ferplus_without_votes_file_is_one_line(tmp_path, monkeypatch, fer_folde
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["eval", "-c", str(trained_checkpoint), "--data", str(fer_folders), "--labels", "ferplus"])
     assert result.exit_code == 1 and "no FER+ votes file" in result.stderr
+
+
+def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders):
+    """data.labels=ferplus: FER+ majorities, contempt included; images without a majority are left out."""
+    from conftest import tiny_overrides
+    from fercli.checkpoint import read_checkpoint
+
+    rows = [",".join(("file", *VOTE_COLUMNS))]
+    for i, path in enumerate(sorted(p for p in fer_folders.rglob("*.jpg"))):
+        row = votes(contempt=10) if i % 7 == 0 else votes(happiness=5, neutral=5) if i % 7 == 1 else votes(sadness=10)
+        rows.append(",".join((path.relative_to(fer_folders).as_posix(), *map(str, row))))
+    (fer_folders / "ferplus.csv").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(app, ["train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.labels=ferplus"])
+    assert result.exit_code == 0, result.output
+    assert "without a FER+ majority left out" in result.stderr
+    payload = read_checkpoint(tmp_path / "runs" / "tiny" / "best.pt")
+    assert payload["classes"] == ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert payload["config"]["data"]["labels"] == "ferplus"
+    model = open_classifier(tmp_path / "runs" / "tiny" / "best.pt", device="cpu")
+    assert model.probabilities(np.zeros((2, 48, 48), np.uint8)).shape == (2, 8)

@@ -35,6 +35,10 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     if cfg.runtime.threads > 0:
         torch.set_num_threads(cfg.runtime.threads)
     data = load_dataset(cfg.data, warn=console.warn)
+    if cfg.data.labels == "ferplus":
+        from fercli.ferplus import ferplus_dataset
+
+        data = ferplus_dataset(data, Path(cfg.data.root), warn=console.warn)
     check_recipe(cfg, len(data.classes))
     check_fits(cfg, len(data.splits["train"]), len(data.classes), resume is None)
     if resume is None and ddp.is_main:
