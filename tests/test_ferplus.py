@@ -55,7 +55,7 @@ def test_ferplus_without_votes_file_is_one_line(tmp_path, monkeypatch, fer_folde
     assert result.exit_code == 1 and "no FER+ votes file" in result.stderr
 
 
-def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders):
+def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders, monkeypatch):
     """data.labels=ferplus: FER+ majorities, contempt included; images without a majority are left out."""
     from conftest import tiny_overrides
     from fercli.checkpoint import read_checkpoint
@@ -73,3 +73,7 @@ def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders
     assert payload["config"]["data"]["labels"] == "ferplus"
     model = open_classifier(tmp_path / "runs" / "tiny" / "best.pt", device="cpu")
     assert model.probabilities(np.zeros((2, 48, 48), np.uint8)).shape == (2, 8)
+    monkeypatch.chdir(tmp_path)  # fer eval writes runs/eval/ here
+    scored = runner.invoke(app, ["eval", "-c", str(tmp_path / "runs" / "tiny" / "best.pt"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["labels"] == "ferplus"  # a FER+ model is scored on FER+ labels by default

@@ -18,11 +18,13 @@ from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
 
 def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
-             batch_size: int, device_name: str, labels_from: Labels = Labels.fer2013) -> dict:
+             batch_size: int, device_name: str, labels_from: Labels | None = None) -> dict:
     check_run_name(name, "runs/eval")  # before the work, not after it
     device = resolve_device(device_name)
     paths, models = open_classifiers(checkpoints, device, batch_size)
     chosen, dataset = load_split(data, models, split, warn=console.warn)
+    # By default a model is scored on the labels it learnt: a FER+ model on FER+ majorities.
+    labels_from = Labels(labels_from or models[0].meta.get("config", {}).get("data", {}).get("labels", "fer2013"))
     relabelled = None
     if Labels(labels_from) == Labels.ferplus:
         from fercli.ferplus import relabel
