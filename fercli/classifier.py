@@ -16,7 +16,7 @@ import numpy as np
 from fercli.choices import TTA
 from fercli.errors import InputError
 from fercli.preprocess import Preprocess
-from fercli.shipped import default_checkpoint
+from fercli.shipped import SHIPPED_MODELS, default_checkpoint, shipped_model
 
 
 class Classifier(Protocol):
@@ -36,7 +36,8 @@ class Classifier(Protocol):
 
 
 def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_size: int | None = None) -> Classifier:
-    """``path`` by its suffix; None is the shipped model (its ONNX form on the CPU, the .pt on other devices).
+    """``path`` by its suffix; None is the shipped model (its ONNX form on the CPU, the .pt on other devices);
+    a shipped model's name (``fer2013``, ``ferplus``) picks that one.
 
     ``device`` is a name (auto, cpu, cuda, cuda:N, mps) or a resolved torch.device; ONNX runs on the CPU only.
     ``batch_size``: crops per forward pass (default: each runtime's own).
@@ -44,6 +45,8 @@ def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_siz
     options = {} if batch_size is None else {"batch_size": batch_size}
     on_cpu = str(device).strip().lower() in ("auto", "cpu")
     path = Path(path) if path is not None else default_checkpoint(".onnx" if on_cpu else ".pt")
+    if not path.exists() and str(path) in SHIPPED_MODELS:  # -c ferplus: a shipped model by name
+        path = shipped_model(str(path), prefer_onnx=on_cpu)
     if path.suffix.lower() == ".onnx":
         if not on_cpu:
             raise InputError(f"--device {device}: ONNX models run on the CPU; pass a .pt checkpoint to use {device}")

@@ -28,7 +28,7 @@ TRAINING_STACK = {"torch", "pandas", "sklearn"}
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (default: the checkpoint's training data).")]
-CheckpointOpt = Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Checkpoint(s); several are ensembled. Default: the shipped model.")]
+CheckpointOpt = Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Checkpoint(s) or shipped model names (fer2013, ferplus); several are ensembled. Default: the shipped fer2013 model.")]
 SplitOpt = Annotated[str, typer.Option("--split", help="train, val, test (test = PrivateTest for FER-2013) or all (every image).")]
 
 
@@ -135,7 +135,7 @@ def visualize(
 def predict(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
     source: Annotated[Optional[int], typer.Option("--source", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint (PyTorch) or an .onnx export (onnxruntime, CPU). Default: the shipped model, as ONNX.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
     save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated images (.jpg, .png) or videos (.mp4, .avi) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
@@ -172,7 +172,7 @@ def predict(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps it to this computer.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint or an .onnx export. Default: the shipped model, as ONNX.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint, an .onnx export, or a shipped model: fer2013 (default) or ferplus.")] = None,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet (default) or haar.")] = DetectorName.yunet,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,

@@ -25,7 +25,7 @@ def open_classifiers(paths: list[Path] | None, device: torch.device, batch_size:
     for path, model in zip(paths[1:], models[1:]):
         if model.classes != models[0].classes:
             raise InputError(f"{path}: classes {list(model.classes)} differ from {paths[0]}'s; an ensemble needs the same classes")
-    return paths, models
+    return [model.path for model in models], models  # the files opened, also for a shipped model given by name
 
 
 def load_split(data: str | None, models: list[Classifier], split: str, warn: Warn = lambda _msg: None

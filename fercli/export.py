@@ -89,6 +89,7 @@ def fer_metadata(loaded: LoadedModel, checkpoint: Path) -> dict[str, str]:
         "image_size": str(pre.image_size),
         "channels": str(pre.channels),
         "preprocess": json.dumps(pre.to_dict()),
+        "labels": loaded.meta.get("config", {}).get("data", {}).get("labels", "fer2013"),  # fer2013 or ferplus
         "model": json.dumps(loaded.meta["model"]),
         "parameters": str(loaded.parameters),
         "temperature": repr(loaded.temperature),

@@ -77,3 +77,18 @@ def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders
     scored = runner.invoke(app, ["eval", "-c", str(tmp_path / "runs" / "tiny" / "best.pt"), "--json"])
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.stdout)["labels"] == "ferplus"  # a FER+ model is scored on FER+ labels by default
+
+
+def test_the_shipped_ferplus_model_by_name():
+    """-c ferplus: the shipped 8-class FER+ model (its ONNX export), scored on FER+ labels by default."""
+    from pathlib import Path
+
+    from fercli.shipped import shipped_model
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    result = runner.invoke(app, ["predict", str(examples / "astronaut.jpg"), "-c", "ferplus", "--json"])
+    assert result.exit_code == 0, result.output
+    face = json.loads(result.stdout)["faces"][0]
+    assert len(face["scores"]) == 8 and "contempt" in face["scores"] and face["label"] == "happy"
+    model = open_classifier(shipped_model("ferplus", prefer_onnx=True))
+    assert model.meta["labels"] == "ferplus" and len(model.classes) == 8

@@ -24,7 +24,8 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
     paths, models = open_classifiers(checkpoints, device, batch_size)
     chosen, dataset = load_split(data, models, split, warn=console.warn)
     # By default a model is scored on the labels it learnt: a FER+ model on FER+ majorities.
-    labels_from = Labels(labels_from or models[0].meta.get("config", {}).get("data", {}).get("labels", "fer2013"))
+    meta = models[0].meta  # a checkpoint keeps its config; an export, a "labels" entry
+    labels_from = Labels(labels_from or meta.get("labels") or meta.get("config", {}).get("data", {}).get("labels", "fer2013"))
     relabelled = None
     if Labels(labels_from) == Labels.ferplus:
         from fercli.ferplus import relabel
