@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # What the base install leaves out (it predicts and serves on onnxruntime): a command that needs it says which extra.
-TRAINING_STACK = {"torch", "pandas", "sklearn"}
+TRAINING_STACK = {"torch", "pandas", "sklearn", "matplotlib"}
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
@@ -60,7 +60,7 @@ def friendly_errors(command):
             from fercli import console
 
             console.error(f"fer {command.__name__.replace('evaluate', 'eval')} needs {exc.name}, part of the training tools "
-                          "(PyTorch, pandas, scikit-learn): pip install \"fercli[train]\"")
+                          "(PyTorch, pandas, scikit-learn, matplotlib): pip install \"fercli[train]\"")
             raise typer.Exit(1) from None
 
     return wrapper

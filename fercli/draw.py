@@ -51,3 +51,56 @@ def draw_bars(canvas: np.ndarray, face: Face, origin: tuple[int, int], width: in
         cv2.rectangle(canvas, (x, top), (x + int(width * p), top + row - 2), GREEN, -1)
         cv2.putText(canvas, f"{name} {p:.0%}", (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale, WHITE, 1,
                     cv2.LINE_AA)
+
+
+# tab10's first colours (BGR), so the timeline's classes look like the matplotlib figures'.
+PALETTE = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140),
+           (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23))
+
+
+def draw_timeline(times: dict[int, list[float]], probs: dict[int, np.ndarray], classes: tuple[str, ...], title: str,
+                  duration_s: float, width: int = 1200) -> np.ndarray:
+    """One panel per tracked face (12 at most; the csv has them all): each class's probability over the video's
+    time, 0-1 on the y axis, seconds on the x axis, a legend at the bottom. Drawn with OpenCV so that the base
+    install (photos, videos, the server) needs no matplotlib."""
+    import cv2
+
+    font, panel_h, left, right, top, bottom = cv2.FONT_HERSHEY_SIMPLEX, 170, 90, 30, 50, 80
+    faces = sorted(times)[:12]
+    canvas = np.full((top + panel_h * len(faces) + bottom, width, 3), 255, np.uint8)
+    cv2.putText(canvas, title, (left, 32), font, 0.7, DARK, 1, cv2.LINE_AA)
+    span = max(duration_s, 1e-3)
+    plot_w = width - left - right
+    step = nice_step(span)
+    for row, face_id in enumerate(faces):
+        y0, y1 = top + row * panel_h + 16, top + (row + 1) * panel_h - 12
+        for p in (0.0, 0.5, 1.0):  # grid and y labels
+            y = int(y1 - p * (y1 - y0))
+            cv2.line(canvas, (left, y), (left + plot_w, y), (225, 225, 225), 1)
+            cv2.putText(canvas, f"{p:.1f}", (left - 40, y + 5), font, 0.45, DARK, 1, cv2.LINE_AA)
+        cv2.putText(canvas, f"face {face_id}", (left + 6, y0 + 18), font, 0.5, DARK, 1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (left, y0), (left + plot_w, y1), DARK, 1)
+        xs = left + np.asarray(times[face_id]) / span * plot_w
+        for k in range(len(classes)):
+            ys = y1 - probs[face_id][:, k] * (y1 - y0)
+            points = np.stack([xs, ys], 1).round().astype(np.int32)
+            if len(points) == 1:
+                cv2.circle(canvas, tuple(int(v) for v in points[0]), 3, PALETTE[k % 10], -1, cv2.LINE_AA)
+            cv2.polylines(canvas, [points], False, PALETTE[k % 10], 2, cv2.LINE_AA)
+    axis_y = top + panel_h * len(faces)
+    for t in np.arange(0, span + 1e-9, step):  # x ticks in seconds
+        x = int(left + t / span * plot_w)
+        cv2.putText(canvas, f"{t:g}", (x - 8, axis_y + 12), font, 0.45, DARK, 1, cv2.LINE_AA)
+    cv2.putText(canvas, "time (s)", (left + plot_w // 2 - 30, axis_y + 34), font, 0.5, DARK, 1, cv2.LINE_AA)
+    x = left
+    for k, name in enumerate(classes):  # legend
+        cv2.line(canvas, (x, axis_y + 60), (x + 24, axis_y + 60), PALETTE[k % 10], 3)
+        cv2.putText(canvas, name, (x + 30, axis_y + 65), font, 0.5, DARK, 1, cv2.LINE_AA)
+        x += 40 + cv2.getTextSize(name, font, 0.5, 1)[0][0]
+    return canvas
+
+
+def nice_step(span: float) -> float:
+    """A round tick spacing (1, 2 or 5 x 10^k) that gives 4-10 ticks over ``span``."""
+    exponent = 10 ** np.floor(np.log10(span / 5))
+    return float(min((m * exponent for m in (1, 2, 5, 10)), key=lambda s: abs(span / s - 6)))

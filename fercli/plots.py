@@ -77,23 +77,3 @@ def plot_prediction_grid(images: np.ndarray, titles: list[str], correct: list[bo
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, color="green" if ok else "red", fontsize=9)
     save_figure(fig, out)
-
-
-def plot_timeline(times: dict[int, list[float]], probs: dict[int, np.ndarray], classes: tuple[str, ...], title: str,
-                  duration_s: float, out: Path) -> None:
-    """One panel per tracked face: each class's smoothed probability over the whole video's time."""
-    faces = sorted(times)[:12]  # a crowd would make unreadable panels; the csv has them all
-    fig, axes = plt.subplots(len(faces), 1, figsize=(10, 2.0 * len(faces) + 1.2), sharex=True, squeeze=False)
-    colours = plt.get_cmap("tab10").colors
-    for ax, face_id in zip(axes[:, 0], faces):
-        for k, name in enumerate(classes):
-            ax.plot(times[face_id], probs[face_id][:, k], color=colours[k % 10], label=name, linewidth=1.5)
-        ax.set(ylim=(0, 1), xlim=(0, max(duration_s, 1e-3)), ylabel=f"face {face_id}")
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_title(title)
-    axes[-1, 0].set_xlabel("time (s)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(classes), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)

@@ -48,6 +48,16 @@ def write_text_atomic(text: str, path: Path) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def write_image_atomic(image, path: Path) -> None:
+    """A BGR array as a PNG or JPEG (by ``path``'s suffix), atomically."""
+    import cv2
+
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode the image")
+    write_atomic(path, lambda tmp: tmp.write_bytes(encoded.tobytes()))
+
+
 def write_metrics_csv(rows: list[dict], path: Path) -> None:
     """Rewrite the whole table each epoch, atomically: a kill never leaves a half row."""
     if not rows:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import cv2
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -170,14 +171,24 @@ def test_version_short_help_and_option_bounds(tmp_path, trained_checkpoint, fer_
 
 
 def test_predict_needs_no_training_stack_and_train_names_the_extra(tmp_path):
-    """The base install has no PyTorch, pandas or scikit-learn: predict works, train says which extra to install."""
-    block = "import sys\nfor name in ('torch', 'pandas', 'sklearn'):\n    sys.modules[name] = None\n"
+    """The base install has no PyTorch, pandas, scikit-learn or matplotlib: predict (photos and videos, with the
+    video's timeline.png) works, train says which extra to install."""
+    block = "import sys\nfor name in ('torch', 'pandas', 'sklearn', 'matplotlib'):\n    sys.modules[name] = None\n"
     def fer(*args):
         code = block + f"from fercli.cli import app\napp({list(args)!r}, prog_name='fer')"
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
-    predicted = fer("predict", "examples/astronaut.jpg", "--json")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    root = Path(__file__).parents[1]
+    predicted = fer("predict", str(root / "examples/astronaut.jpg"), "--json")
     assert predicted.returncode == 0 and json.loads(predicted.stdout)["faces"][0]["label"] == "happy"
-    trained = fer("train", "--config", "configs/quick.yaml", f"train.project={tmp_path}")
+    photo = cv2.resize(cv2.imread(str(root / "examples/astronaut.jpg")), (320, 320))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
+    for _ in range(5):
+        writer.write(photo)
+    writer.release()
+    video = fer("predict", "clip.avi")
+    assert video.returncode == 0, video.stderr
+    assert cv2.imread(str(tmp_path / "runs" / "predict" / "clip" / "timeline.png")).shape[1] == 1200
+    trained = fer("train", "--config", str(root / "configs/quick.yaml"), f"train.project={tmp_path}")
     assert trained.returncode == 1 and 'pip install "fercli[train]"' in trained.stderr and "Traceback" not in trained.stderr
     evaluated = fer("eval", "--data", str(tmp_path))
     assert evaluated.returncode == 1 and "fer eval needs" in evaluated.stderr

@@ -14,7 +14,7 @@ import numpy as np
 from fercli import console
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer
-from fercli.runs import new_run_dir, write_text_atomic
+from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
 from fercli.video import FrameResult, Sampling, VideoInfo, VideoSource, analyze_video
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
@@ -90,11 +90,12 @@ class Outputs:
         summary = self.summary(decoded, seconds, interrupted)
         write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json")
         if self.times:
-            from fercli.plots import plot_timeline
+            from fercli.draw import draw_timeline
 
-            plot_timeline(self.times, {i: np.stack(p) for i, p in self.probs.items()}, self.classes,
-                          f"{Path(self.label).name}: smoothed expression probabilities per face",
-                          decoded / self.info.fps, self.run_dir / "timeline.png")
+            picture = draw_timeline(self.times, {i: np.stack(p) for i, p in self.probs.items()}, self.classes,
+                                    f"{Path(self.label).name}: smoothed expression probabilities per face",
+                                    decoded / self.info.fps)
+            write_image_atomic(picture, self.run_dir / "timeline.png")
         return summary
 
     def summary(self, decoded: int, seconds: float, interrupted: bool) -> dict:
