@@ -15,7 +15,7 @@ app = typer.Typer(
     help="Facial expression recognition: train, evaluate, visualize, predict and export.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
+    add_completion=True,  # fer --install-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     # Plain help text: Typer's Rich help formatter imports rich.markdown and markdown-it, which cost
     # 0.1-0.2 s on every --help; results and progress still go through Rich.
@@ -70,7 +70,7 @@ def friendly_errors(command):
 @friendly_errors
 def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Experiment YAML (see configs/).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Recipe: a YAML file, or the name of one that ships with fer (quick, seed, fer2013, fer2013_long, ferplus, ...).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Run folder (or its last.pt) to continue, from any directory.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (the same as data.root=PATH).")] = None,
     project: Annotated[Optional[Path], typer.Option("--project", help="Folder for run folders (the same as train.project=DIR; default runs/train).")] = None,

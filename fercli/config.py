@@ -95,11 +95,32 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The recipes that ship inside the package (the repository's configs/ folder, installed as fercli.configs)."""
+    from importlib.resources import files
+
+    folder = Path(str(files("fercli.configs")))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def find_config(value: str | Path) -> Path:
+    """A config file: the path when it exists, else the packaged recipe of that name (``quick``, ``quick.yaml``
+    or ``configs/quick.yaml``), so README's commands also work from a pip install."""
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    packaged = packaged_configs()
+    name = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if path.parent.name in ("", "configs") and name in packaged:
+        return packaged[name]
+    raise ConfigError(f"config file not found: {value} (give a YAML file, or a packaged recipe: {', '.join(packaged)})")
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file, then ``a.b=value`` overrides."""
+    """Defaults, then the YAML file (a path or a packaged recipe's name), then ``a.b=value`` overrides."""
     tree: dict[str, Any] = {}
     if path is not None:
-        tree = read_yaml(Path(path))
+        tree = read_yaml(find_config(path))
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(tree, key, value)

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import cv2
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -192,3 +192,13 @@ def test_predict_needs_no_training_stack_and_train_names_the_extra(tmp_path):
     assert trained.returncode == 1 and 'pip install "fercli[train]"' in trained.stderr and "Traceback" not in trained.stderr
     evaluated = fer("eval", "--data", str(tmp_path))
     assert evaluated.returncode == 1 and "fer eval needs" in evaluated.stderr
+
+
+def test_shell_completion_completes_commands_and_options():
+    """Typer's completion: the installed script asks fer itself, which answers with commands and options."""
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_FER_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        return subprocess.run([sys.executable, "-m", "fercli"], env=env, capture_output=True, text=True).stdout.split()
+    assert complete("fer pre") == ["predict"]
+    assert "--detect-size" in complete("fer predict --det")
+    assert "--install-completion" in invoke("-h").stdout

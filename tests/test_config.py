@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from fercli.config import Config, config_from_dict, config_to_dict, load_config
@@ -63,3 +65,15 @@ def test_seed_config_is_the_seed_recipe():
     assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("seed_cnn", "adam", 0.01, 1e-4)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.optim.milestones, cfg.optim.gamma) == (16, 100, (50,), 0.1)
     assert cfg.augment.crop == 0 and not cfg.augment.flip and cfg.augment.erase == 0 and cfg.augment.mixup == 0
+
+
+def test_packaged_recipes_are_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    """A pip-installed fer runs README's `fer train --config quick`: names and configs/NAME.yaml find the shipped file."""
+    monkeypatch.chdir(tmp_path)
+    shipped = Path(__file__).parents[1] / "configs" / "quick.yaml"
+    for name in ("quick", "quick.yaml", "configs/quick.yaml"):
+        assert load_config(name) == load_config(shipped), name
+    with pytest.raises(ConfigError, match="packaged recipe: .*quick"):
+        load_config("nosuch")
+    (tmp_path / "quick.yaml").write_text("train: {epochs: 3}\n")  # a user's own file wins over the packaged one
+    assert load_config("quick.yaml").train.epochs == 3

@@ -27,7 +27,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         cfg, run_dir, state = prepare_resume(resume, overrides)
     else:
         if config_path is None and not overrides:
-            raise ConfigError("give --config FILE (e.g. configs/quick.yaml) or --resume RUN_DIR")
+            raise ConfigError("give --config RECIPE (a packaged name such as quick, or a YAML file) or --resume RUN_DIR")
         cfg = anchor_paths(load_config(config_path, overrides))
         state = None
     ddp, device_name = init_distributed(device_name or cfg.runtime.device)
