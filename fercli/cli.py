@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,6 +11,10 @@ from typing import Annotated, Optional
 import typer
 
 from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces, Labels
+
+# Typer's plain help writes an argument's Python type after its metavar ("[KEY=VALUE]... <list[str]>"); the
+# metavars below say what to type, so arguments show only those.
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None
 
 app = typer.Typer(
     help="Facial expression recognition: train, evaluate, visualize, predict and export.",
@@ -25,11 +30,11 @@ app = typer.Typer(
 # What the base install leaves out (it predicts and serves on onnxruntime): a command that needs it says which extra.
 TRAINING_STACK = {"torch", "pandas", "sklearn", "matplotlib"}
 
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
-DataOpt = Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (default: the checkpoint's training data).")]
-CheckpointOpt = Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", help="Checkpoint(s) or shipped model names (fer2013, ferplus); several are ensembled. Default: the shipped fer2013 model.")]
-SplitOpt = Annotated[str, typer.Option("--split", help="train, val, test (test = PrivateTest for FER-2013) or all (every image).")]
+DataOpt = Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Dataset folder or csv (default: the checkpoint's training data).")]
+CheckpointOpt = Annotated[Optional[list[Path]], typer.Option("--checkpoint", "-c", metavar="MODEL", help="Checkpoint(s) or shipped model names (fer2013, ferplus); several are ensembled. Default: the shipped fer2013 model.")]
+SplitOpt = Annotated[str, typer.Option("--split", metavar="SPLIT", help="train, val, test (test = PrivateTest for FER-2013) or all (every image).")]
 
 
 def friendly_errors(command):
@@ -69,21 +74,27 @@ def friendly_errors(command):
 @app.command(context_settings={"allow_extra_args": False})
 @friendly_errors
 def train(
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="Recipe: a YAML file, or the name of one that ships with fer (quick, seed, fer2013, fer2013_long, ferplus, ...).")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Run folder (or its last.pt) to continue, from any directory.")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="Dataset folder or csv (the same as data.root=PATH).")] = None,
-    project: Annotated[Optional[Path], typer.Option("--project", help="Folder for run folders (the same as train.project=DIR; default runs/train).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="[KEY=VALUE]...", help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", metavar="RECIPE", help="Recipe: a YAML file, or the name of one that ships with fer (quick, seed, fer2013, fer2013_long, ferplus, ...).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN", help="Run folder (or its last.pt) to continue, from any directory.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Dataset folder or csv (the same as data.root=PATH).")] = None,
+    project: Annotated[Optional[Path], typer.Option("--project", metavar="DIR", help="Folder for run folders (the same as train.project=DIR; default runs/train).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print only a JSON summary (run folder, epochs, best validation accuracy) to stdout.")] = False,
     device: DeviceOpt = "",
     debug: DebugOpt = False,
 ) -> None:
-    """Train a model; writes runs/train/<name>/ (config, metrics.csv, curves.png, best.pt, last.pt)."""
+    """Train a model; writes runs/train/<name>/ (config, metrics.csv, curves.png, best.pt, last.pt).
+
+    \b
+    Example: fer train --config quick --data ../shared/data/fer2013 train.epochs=3
+    """
     from fercli.commands.train import run_training
 
     extra = ([f"data.root={data}"] if data else []) + ([f"train.project={project}"] if project else [])
-    run_dir = run_training(config, extra + list(overrides or []), resume, device)
-    if run_dir is not None:
-        print(run_dir)  # the last line on stdout: scripts can pick the run folder up
+    summary = run_training(config, extra + list(overrides or []), resume, device)
+    if summary is not None:
+        # The run folder is the last line on stdout, so scripts can pick it up either way.
+        print(json.dumps(summary) if json_ else summary["run"])
 
 
 @app.command("eval")
@@ -95,12 +106,16 @@ def evaluate(
     tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation (.onnx files: none or flip).")] = TTA.none,
     labels: Annotated[Optional[Labels], typer.Option("--labels", help="fer2013: the dataset's labels; ferplus: FER+'s crowd majority (needs ferplus.csv beside train/ and test/; images without a majority among the model's classes are left out, and counted). Default: what the model was trained on.", show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
-    name: Annotated[str, typer.Option("--name", help="Name of the runs/eval/ folder.")] = "exp",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")] = 512,
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the runs/eval/ folder.")] = "exp",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Images per forward pass.")] = 512,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
-    """Evaluate checkpoint(s) on a split: metric tables, confusion matrix, calibration; writes runs/eval/<name>/."""
+    """Evaluate checkpoint(s) on a split: metric tables, confusion matrix, calibration; writes runs/eval/<name>/.
+
+    \b
+    Example: fer eval --data ../shared/data/fer2013 --tta tencrop --labels ferplus
+    """
     from fercli.commands.eval import run_eval
 
     run_eval(checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device,
@@ -110,52 +125,60 @@ def evaluate(
 @app.command()
 @friendly_errors
 def visualize(
-    n: Annotated[int, typer.Option("--n", "-n", min=1, max=400, help="Number of images in the grid (a 20x20 grid at most).")] = 16,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=400, metavar="N", help="Number of images in the grid (a 20x20 grid at most).")] = 16,
     checkpoint: CheckpointOpt = None,
     data: DataOpt = None,
     split: SplitOpt = "test",
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Sample seed (same seed, same images).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, metavar="N", help="Sample seed (same seed, same images).")] = 0,
     errors: Annotated[bool, typer.Option("--errors", help="Only wrong predictions.")] = False,
-    pair: Annotated[Optional[str], typer.Option("--pair", help="Only this true:pred confusion, e.g. angry:sad.")] = None,
+    pair: Annotated[Optional[str], typer.Option("--pair", metavar="TRUE:PRED", help="Only this true:pred confusion, e.g. angry:sad.")] = None,
     least_confident: Annotated[bool, typer.Option("--least-confident", help="The images the model is least sure of.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="PNG to write (default: a new file in runs/visualize/).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing --out file.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", "--out", metavar="FILE", help="Picture to write: .png, .jpg, .pdf or .svg (default: a new file in runs/visualize/).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing --output file.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print only a JSON summary (picture path, images, how many right) to stdout.")] = False,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
-    """Draw a grid of images titled true -> pred (green right, red wrong)."""
+    """Draw a grid of images titled true -> pred (green right, red wrong).
+
+    \b
+    Example: fer visualize -n 16 --errors --data ../shared/data/fer2013 -o errors.png
+    """
     from fercli.commands.visualize import run_visualize
 
-    path = run_visualize(n, checkpoint, data, split, seed, errors, pair, least_confident, out, overwrite, device)
-    print(path)
+    summary = run_visualize(n, checkpoint, data, split, seed, errors, pair, least_confident, out, overwrite, device)
+    print(json.dumps(summary) if json_ else summary["output"])
 
 
 @app.command()
 @friendly_errors
 def predict(
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
-    source: Annotated[Optional[int], typer.Option("--source", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="[PHOTO|VIDEO|FOLDER|GLOB]...", help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
+    source: Annotated[Optional[int], typer.Option("--source", metavar="CAMERA", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
-    save: Annotated[Optional[Path], typer.Option("--save", help="Write annotated images (.jpg, .png) or videos (.mp4, .avi) to this file or folder.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--output", "-o", "--save", metavar="PATH", help="Write annotated images (.jpg, .png) or videos (.mp4, .avi) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the K most likely emotions.")] = 2,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes); in benchmarks/detector.py it found all 8 faces of the sample photos with no false box, where haar found 5-6 and drew 1-68 false ones. haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
-    detect_size: Annotated[int, typer.Option("--detect-size", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = DETECT_SIZE,
-    min_score: Annotated[float, typer.Option("--min-score", help="YuNet's face score threshold (0-1); higher: fewer false faces, more missed ones.")] = MIN_SCORE,
+    detect_size: Annotated[int, typer.Option("--detect-size", min=16, metavar="PIXELS", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = DETECT_SIZE,
+    min_score: Annotated[float, typer.Option("--min-score", min=0, max=1, metavar="SCORE", help="YuNet's face score threshold (0-1); higher: fewer false faces, more missed ones.")] = MIN_SCORE,
     faces: Annotated[Faces, typer.Option("--faces", help="all faces, or the largest only.")] = Faces.all,
-    min_face: Annotated[int, typer.Option("--min-face", min=8, help="Smallest face side to keep, in the photo's pixels.")] = MIN_FACE,
+    min_face: Annotated[int, typer.Option("--min-face", min=8, metavar="PIXELS", help="Smallest face side to keep, in the photo's pixels.")] = MIN_FACE,
     no_align: Annotated[bool, typer.Option("--no-align", help="Do not turn face crops to level the eyes.")] = False,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
-    fps: Annotated[float, typer.Option("--fps", min=0, help="Videos: analyse this many frames per second (0: every frame).")] = 0.0,
-    every: Annotated[int, typer.Option("--every", min=1, help="Videos: analyse every K-th frame (when --fps is 0).")] = 1,
-    smooth: Annotated[float, typer.Option("--smooth", help="Videos: smooth each face's probabilities over about this many seconds (0: off).")] = 0.5,
+    fps: Annotated[float, typer.Option("--fps", min=0, metavar="FPS", help="Videos: analyse this many frames per second (0: every frame).")] = 0.0,
+    every: Annotated[int, typer.Option("--every", min=1, metavar="K", help="Videos: analyse every K-th frame (when --fps is 0).")] = 1,
+    smooth: Annotated[float, typer.Option("--smooth", min=0, metavar="SECONDS", help="Videos: smooth each face's probabilities over about this many seconds (0: off).")] = 0.5,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
     """Find faces in photos, videos or a camera (YuNet by default) and classify each face's expression.
 
     Videos write runs/predict/<name>/ (timeline.csv, summary.json, timeline.png); faces keep a face_id across frames.
+
+    \b
+    Example: fer predict examples/astronaut.jpg --top-k 3 -o annotated/
     """
     from fercli.commands.predict import run_predict
     from fercli.video import Sampling
@@ -170,9 +193,9 @@ def predict(
 @app.command()
 @friendly_errors
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps it to this computer.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="A .pt checkpoint, an .onnx export, or a shipped model: fer2013 (default) or ferplus.")] = None,
+    host: Annotated[str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on; 127.0.0.1 keeps it to this computer.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="Port to listen on.")] = 8000,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint, an .onnx export, or a shipped model: fer2013 (default) or ferplus.")] = None,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet (default) or haar.")] = DetectorName.yunet,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
@@ -193,8 +216,8 @@ def serve(
 @app.command()
 @friendly_errors
 def audit(
-    data: Annotated[str, typer.Option("--data", help="Dataset folder or csv to audit.")],
-    name: Annotated[str, typer.Option("--name", help="Name of the runs/audit/ folder.")] = "exp",
+    data: Annotated[str, typer.Option("--data", metavar="DATA", help="Dataset folder or csv to audit.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the runs/audit/ folder.")] = "exp",
     json_: Annotated[bool, typer.Option("--json", help="Print only the summary as JSON to stdout.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -211,13 +234,16 @@ def audit(
 @app.command()
 @friendly_errors
 def runs(
-    projects: Annotated[Optional[list[Path]], typer.Argument(help="Folders holding run folders (default: runs/train).", show_default=False)] = None,
+    projects: Annotated[Optional[list[Path]], typer.Argument(metavar="[DIR]...", help="Folders holding run folders (default: runs/train).", show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print only a JSON list to stdout.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Where each training run stands: epochs done, best validation accuracy, state, how to resume.
 
     State: finished, stopped (resume it), not started, or running (last.pt written in the last 10 minutes).
+
+    \b
+    Example: fer runs ~/fer-runs
     """
     from fercli.commands.runs import run_runs
 
@@ -227,21 +253,29 @@ def runs(
 @app.command()
 @friendly_errors
 def export(
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Checkpoint to export (default: the shipped model).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write (default: the checkpoint's path with .onnx, or _int8.onnx).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="Checkpoint to export (default: the shipped model).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="ONNX file to write (default: the checkpoint's path with .onnx, or _int8.onnx).")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="Quantise to 8 bits (1.8x the faces/s on a 2-core AVX2 CPU); calibrates on training images.")] = False,
-    data: Annotated[Optional[str], typer.Option("--data", help="Training data for --int8 calibration (default: the checkpoint's training data).")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Training data for --int8 calibration (default: the checkpoint's training data).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing output file.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print only a JSON summary (output file, bytes, int8) to stdout.")] = False,
+    device: Annotated[str, typer.Option("--device", metavar="DEVICE", help="Where to load and trace the model: cpu (default), cuda, cuda:N or mps; the ONNX file is the same.")] = "cpu",
     debug: DebugOpt = False,
 ) -> None:
-    """Export a checkpoint to ONNX: fer predict -c model.onnx then runs without PyTorch and starts fast."""
+    """Export a checkpoint to ONNX: fer predict -c model.onnx then runs without PyTorch and starts fast.
+
+    \b
+    Example: fer export -c runs/train/exp/best.pt --int8 -o model_int8.onnx
+    """
     from fercli import console
     from fercli.export import export_onnx
     from fercli.shipped import default_checkpoint
 
     source = checkpoint or default_checkpoint()
     default_output = source.with_name(source.stem + "_int8.onnx") if int8 else source.with_suffix(".onnx")
-    print(export_onnx(source, output or default_output, overwrite, int8, data, console.warn))
+    written = export_onnx(source, output or default_output, overwrite=overwrite, int8=int8, data=data, warn=console.warn,
+                          device_name=device)
+    print(json.dumps({"output": str(written), "bytes": written.stat().st_size, "int8": int8}) if json_ else written)
 
 
 def show_version(value: bool) -> None:

@@ -20,6 +20,7 @@ from fercli import __version__
 from fercli.augment import center_crop, normalize
 from fercli.preprocess import Preprocess
 from fercli.checkpoint import LoadedModel, file_fingerprint, load_model, training_data_root
+from fercli.device import resolve_device
 from fercli.errors import CheckpointError, DataError
 from fercli.onnx_model import ONNX_FORMAT_VERSION
 from fercli.runs import refuse_overwrite, write_atomic
@@ -42,8 +43,8 @@ class PixelsToProbabilities(nn.Module):
 CALIBRATION_IMAGES = 512  # training images that set the int8 activation ranges (a seeded sample)
 
 
-def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False, int8: bool = False, data: str | None = None,
-                warn=lambda _message: None) -> Path:
+def export_onnx(checkpoint: Path, output: Path, *, overwrite: bool = False, int8: bool = False, data: str | None = None,
+                warn=lambda _message: None, device_name: str = "cpu") -> Path:
     """Write ``output``; with ``int8``, weights and activations of the convolutions and the linear layer are
     quantised to 8 bits, their ranges set on training images from ``data`` (default: the checkpoint's data)."""
     try:
@@ -54,7 +55,7 @@ def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False, int8: b
     if checkpoint.suffix.lower() == ".onnx":
         raise CheckpointError(f"{checkpoint}: already an ONNX export; fer export takes a .pt checkpoint")
     refuse_overwrite(output, overwrite)
-    loaded = load_model(checkpoint, torch.device("cpu"))
+    loaded = load_model(checkpoint, resolve_device(device_name))
     proto = trace_to_onnx(loaded)
     metadata = fer_metadata(loaded, checkpoint)
     if int8:
@@ -71,7 +72,8 @@ def export_onnx(checkpoint: Path, output: Path, overwrite: bool = False, int8: b
 def trace_to_onnx(loaded: LoadedModel):
     pre = loaded.preprocess
     wrapper = PixelsToProbabilities(loaded.model, pre, loaded.temperature).eval()
-    example = torch.full((2, pre.channels, pre.image_size, pre.image_size), 128.0)
+    device = next(loaded.model.parameters()).device
+    example = torch.full((2, pre.channels, pre.image_size, pre.image_size), 128.0, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation chatter is not the user's concern
         program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False, opset_version=OPSET,

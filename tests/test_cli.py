@@ -202,3 +202,27 @@ def test_shell_completion_completes_commands_and_options():
     assert complete("fer pre") == ["predict"]
     assert "--detect-size" in complete("fer predict --det")
     assert "--install-completion" in invoke("-h").stdout
+
+
+def test_one_set_of_option_names_and_json_everywhere(tmp_path, fer_folders, trained_checkpoint):
+    """-o/--output names every output path (old --out and --save still work); train, visualize and export print
+    JSON with --json; help shows metavars and an example, no Python type names."""
+    trained = invoke("train", *tiny_overrides(fer_folders, tmp_path / "more", epochs=1), "--json")
+    summary = json.loads(trained.stdout)
+    assert summary["run"] == str(tmp_path / "more" / "tiny") and summary["epochs"] == 1 and 0 <= summary["best_val_acc"] <= 1
+    grid = invoke("visualize", "-n", 4, "-c", trained_checkpoint, "--data", fer_folders, "-o", tmp_path / "g.png", "--json")
+    shown = json.loads(grid.stdout)
+    assert shown["output"] == str(tmp_path / "g.png") and shown["images"] == 4 and 0 <= shown["right"] <= 4
+    assert (tmp_path / "g.png").stat().st_size > 0
+    assert invoke("visualize", "-n", 4, "-c", trained_checkpoint, "--data", fer_folders, "--out", tmp_path / "h.png").exit_code == 0
+    photo = Path(__file__).parents[1] / "examples" / "astronaut.jpg"
+    for option in ("-o", "--output", "--save"):
+        saved = invoke("predict", photo, option, tmp_path / option.strip("-"))
+        assert saved.exit_code == 0 and (tmp_path / option.strip("-") / "astronaut_fer.jpg").is_file(), option
+    exported = invoke("export", "-c", trained_checkpoint, "-o", tmp_path / "m.onnx", "--device", "cpu", "--json")
+    assert json.loads(exported.stdout) == {"output": str(tmp_path / "m.onnx"), "bytes": (tmp_path / "m.onnx").stat().st_size,
+                                           "int8": False}
+    for command in ("train", "eval", "visualize", "predict", "serve", "audit", "runs", "export"):
+        text = invoke(command, "-h").stdout
+        assert "Example: fer " in text, command
+        assert not any(t in text for t in ("<list", "<str>", "<path>", "<int", "<float")), command

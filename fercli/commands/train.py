@@ -21,7 +21,7 @@ from fercli.runs import new_run_dir
 RESUME_OVERRIDABLE = ("train.epochs", "runtime.")
 
 
-def run_training(config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> Path | None:
+def run_training(config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> dict | None:
     """Returns the run folder (None on the non-zero ranks of a torchrun job)."""
     if resume is not None:
         cfg, run_dir, state = prepare_resume(resume, overrides)
@@ -62,8 +62,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         shutdown(ddp)
     if not ddp.is_main:
         return None
-    summarize(run_dir)
-    return run_dir
+    return summarize(run_dir)
 
 
 def anchor_paths(cfg: Config, base: Path | None = None) -> Config:
@@ -129,13 +128,17 @@ def draw_curves(run_dir: Path) -> None:
         plot_training_curves(metrics, run_dir / "curves.png")
 
 
-def summarize(run_dir: Path) -> None:
+def summarize(run_dir: Path) -> dict:
+    """The finished run in one line on stderr, and as the dict ``fer train --json`` prints."""
     import pandas as pd
 
     frame = pd.read_csv(run_dir / "metrics.csv")
     best = frame.loc[frame["val_acc"].idxmax()]
+    minutes = frame["seconds"].sum() / 60
     console.info(
         f"best val accuracy {best['val_acc']:.2%} at epoch {int(best['epoch'])}; "
-        f"{frame['seconds'].sum() / 60:.1f} min of training. Results saved to {run_dir}"
+        f"{minutes:.1f} min of training. Results saved to {run_dir}"
     )
+    return {"run": str(run_dir), "epochs": int(frame["epoch"].max()), "best_val_acc": round(float(best["val_acc"]), 4),
+            "best_epoch": int(best["epoch"]), "minutes": round(float(minutes), 2)}
 

@@ -15,12 +15,12 @@ from fercli.runs import new_file_path, refuse_overwrite
 
 
 def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, split: str, seed: int, errors: bool,
-                  pair: str | None, least_confident: bool, out: Path | None, overwrite: bool, device_name: str) -> Path:
+                  pair: str | None, least_confident: bool, out: Path | None, overwrite: bool, device_name: str) -> dict:
     if n < 1:
         raise InputError(f"--n {n}: need at least one image")
     if out is not None:
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
-            raise InputError(f"--out {out}: give a .png, .jpg, .pdf or .svg file name")
+            raise InputError(f"--output {out}: give a .png, .jpg, .pdf or .svg file name")
         refuse_overwrite(out, overwrite)
     device = resolve_device(device_name)
     _paths, models = open_classifiers(checkpoints, device)
@@ -35,8 +35,9 @@ def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, spli
     from fercli.plots import plot_prediction_grid
 
     images = chosen.images[picked, 0].numpy()
-    plot_prediction_grid(images, titles, [bool(labels[i] == preds[i]) for i in picked], target)
-    return target
+    right = [bool(labels[i] == preds[i]) for i in picked]
+    plot_prediction_grid(images, titles, right, target)
+    return {"output": str(target), "images": len(picked), "right": sum(right)}
 
 
 def pick_images(labels, preds, probs, classes, n: int, seed: int, errors: bool, pair: str | None,
