@@ -42,9 +42,11 @@ class RichReporter:
         self.progress: Progress | None = None
         self.task = None
         self.epochs = 0
+        self.current = 1  # the epoch being trained, shown on the bar
 
     def start(self, info_: dict) -> None:
         self.epochs = info_["epochs"]
+        self.current = info_["start_epoch"] + 1
         err.print(
             f"[bold]{info_['model']}[/] ({info_['params'] / 1e6:.2f} M params) on {info_['device']}: "
             f"{info_['train']:,} train / {info_['val']:,} val images, {info_['epochs']} epochs"
@@ -57,16 +59,21 @@ class RichReporter:
     def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None:
         if self.progress is None:
             self.progress = Progress(
-                TextColumn("[cyan]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                TextColumn(f"[cyan]epoch {self.current}/{self.epochs}"), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                 TextColumn("acc {task.fields[acc]:.1%}"), TextColumn("{task.fields[ips]:.0f} img/s"),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task("train", total=total, loss=0.0, acc=0.0, ips=0.0)
-        if done % 5 == 0 or done == total:
-            self.progress.update(self.task, completed=done, loss=loss, acc=acc, ips=ips)
+        self.progress.update(self.task, completed=done, loss=loss, acc=acc, ips=ips)
+
+    def validating(self) -> None:
+        """The epoch's steps are done; the bar says the validation pass is running."""
+        if self.progress is not None:
+            self.progress.update(self.task, description="validating")
 
     def epoch(self, row: dict) -> None:
+        self.current = row["epoch"] + 1
         self._stop_bar()
         err.print(" ".join(f"{row[name]:>{width}{spec}}" for name, width, spec in EPOCH_COLUMNS), highlight=False)
 
@@ -91,6 +98,26 @@ def make_table(title: str, columns: list[str], rows: list[list], **kwargs) -> Ta
 
 def show(table: Table) -> None:
     out.print(table)
+
+
+class WorkProgress:
+    """A bar for a long batch job (scoring a split, drawing a grid): items done of a known total, time left.
+    Use as ``with WorkProgress("scoring", total) as bar: ... bar.advance(n)``."""
+
+    def __init__(self, label: str, total: int):
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=err, transient=True)
+        self.task = self.progress.add_task(escape(label), total=total)
+
+    def __enter__(self) -> WorkProgress:
+        self.progress.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
 
 
 class FrameProgress:

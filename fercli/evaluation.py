@@ -58,9 +58,26 @@ def clean_part(chosen: Split, dataset: Dataset, split: str) -> np.ndarray | None
     return ~has_twin_in(chosen.images[:, 0].numpy(), train.images[:, 0].numpy())
 
 
+SCORE_CHUNK = 1024  # images per progress step when scoring a split
+
+
 def model_logits(models: list[Classifier], images: torch.Tensor, tta: TTA) -> list[np.ndarray]:
+    """Each model's log-probabilities for ``images``, with a progress bar on stderr (ten-crop TTA on a CPU takes
+    minutes)."""
+    from fercli.console import WorkProgress
+
     crops = images.numpy()
-    return [m.log_probs(crops, tta=tta) for m in models]
+    starts = range(0, len(crops), SCORE_CHUNK)
+    label = f"scoring {len(crops):,} images" + (f" ({tta.value})" if tta != TTA.none else "")
+    with WorkProgress(label, total=len(crops) * len(models)) as bar:
+        per_model = []
+        for m in models:
+            parts = []
+            for i in starts:
+                parts.append(m.log_probs(crops[i:i + SCORE_CHUNK], tta=tta))
+                bar.advance(len(parts[-1]))
+            per_model.append(np.concatenate(parts) if parts else np.zeros((0, len(m.classes)), np.float32))
+        return per_model
 
 
 def average_probs(logits: list[np.ndarray], temperatures: list[float]) -> np.ndarray:
@@ -69,6 +86,7 @@ def average_probs(logits: list[np.ndarray], temperatures: list[float]) -> np.nda
 
 
 def ensemble_probs(models: list[Classifier], images: torch.Tensor, tta: TTA) -> np.ndarray:
+    """The models' averaged class probabilities [N, K] (a progress bar on stderr)."""
     return average_probs(model_logits(models, images, tta), [m.temperature for m in models])
 
 

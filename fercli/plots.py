@@ -65,8 +65,10 @@ def plot_reliability(bins: list[dict], ece: float, out: Path) -> None:
     save_figure(fig, out)
 
 
-def plot_prediction_grid(images: np.ndarray, titles: list[str], correct: list[bool], out: Path) -> None:
-    """images [N, H, W] uint8 in a near-square grid; green titles when right, red when wrong."""
+def plot_prediction_grid(images: np.ndarray, titles: list[str], correct: list[bool], out: Path,
+                         drawn=lambda: None) -> None:
+    """images [N, H, W] uint8 in a near-square grid; green titles when right, red when wrong. ``drawn()`` is called
+    after each image and once more when the file is written (a progress bar for big grids)."""
     n = len(images)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -76,4 +78,6 @@ def plot_prediction_grid(images: np.ndarray, titles: list[str], correct: list[bo
     for ax, image, title, ok in zip(axes.flat, images, titles, correct):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.set_title(title, color="green" if ok else "red", fontsize=9)
+        drawn()
     save_figure(fig, out)
+    drawn()

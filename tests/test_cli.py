@@ -226,3 +226,32 @@ def test_one_set_of_option_names_and_json_everywhere(tmp_path, fer_folders, trai
         text = invoke(command, "-h").stdout
         assert "Example: fer " in text, command
         assert not any(t in text for t in ("<list", "<str>", "<path>", "<int", "<float")), command
+
+
+def test_scoring_and_big_grids_show_progress(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
+    """Ten-crop evaluation and grids report every image to a progress bar (eval --tta tencrop was silent for 98 s)."""
+    from fercli import console
+
+    bars = []
+
+    class Recorder:
+        def __init__(self, label, total):
+            self.label, self.total, self.done = label, total, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def advance(self, n):
+            self.done += n
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(console, "WorkProgress", Recorder)
+    monkeypatch.chdir(tmp_path)
+    assert invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--tta", "tencrop").exit_code == 0
+    scoring = [b for b in bars if "tencrop" in b.label]
+    assert scoring and scoring[0].total == 21 and scoring[0].done == 21
+    assert invoke("visualize", "-n", 9, "-c", trained_checkpoint, "--data", fer_folders).exit_code == 0
+    assert bars[-1].label == "drawing 9 images" and bars[-1].done == bars[-1].total == 10

@@ -135,3 +135,47 @@ def test_training_with_mixup_and_cutmix_runs(tmp_path, fer_folders):
     cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["augment.mixup=0.4", "augment.cutmix=1.0"])
     _run_dir, state = train(cfg, tmp_path / "runs")
     assert state.epoch == 1 and np.isfinite(state.history[0]["train_loss"])
+
+
+class Recording(SilentReporter):
+    def __init__(self):
+        self.events = []
+
+    def batch(self, done, total, loss, acc, ips):
+        self.events.append(("batch", done))
+
+    def validating(self):
+        self.events.append(("validating",))
+
+    def epoch(self, row):
+        self.events.append(("epoch", row["epoch"]))
+
+
+def test_progress_starts_at_the_first_step_and_shows_validation(tmp_path, fer_folders):
+    recording = Recording()
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=2))
+    fit(cfg, load_dataset(cfg.data), new_run_dir(tmp_path / "runs", "p"), torch.device("cpu"), recording)
+    first_epoch = recording.events[:recording.events.index(("epoch", 1)) + 1]
+    assert first_epoch[0] == ("batch", 1)  # the bar moves at step 1, not after REPORT_EVERY steps
+    assert first_epoch[-2:] == [("validating",), ("epoch", 1)]
+    assert recording.events.count(("validating",)) == 2
+
+
+def test_training_bar_names_the_epoch():
+    from rich.console import Console
+
+    from fercli import console
+
+    screen = Console(record=True, force_terminal=True, width=150)
+    reporter = console.RichReporter()
+    original, console.err = console.err, screen
+    try:
+        reporter.start({"model": "vgg", "params": 1e6, "device": "cpu", "train": 10, "val": 2, "epochs": 40,
+                        "start_epoch": 6})
+        reporter.batch(1, 5, 1.9, 0.2, 100.0)
+        reporter.progress.refresh()
+        reporter.epoch({"epoch": 7, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1, "seconds": 1.0})
+    finally:
+        console.err = original
+    assert "epoch 7/40" in screen.export_text()
+    assert reporter.current == 8

@@ -36,7 +36,8 @@ def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, spli
 
     images = chosen.images[picked, 0].numpy()
     right = [bool(labels[i] == preds[i]) for i in picked]
-    plot_prediction_grid(images, titles, right, target)
+    with console.WorkProgress(f"drawing {len(picked)} images", total=len(picked) + 1) as bar:
+        plot_prediction_grid(images, titles, right, target, drawn=lambda: bar.advance(1))
     return {"output": str(target), "images": len(picked), "right": sum(right)}
 
 
