@@ -42,25 +42,35 @@ def save_figure(fig, out: Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion_matrix(matrix: np.ndarray, classes, out: Path, normalize: bool) -> None:
+def wrapped(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_confusion_matrix(matrix: np.ndarray, classes, out: Path, normalize: bool, title: str = "") -> None:
+    """``title``: what was scored (model, data, split), above the matrix's own caption."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
     values = matrix / np.maximum(matrix.sum(1, keepdims=True), 1) if normalize else matrix
     fig, ax = plt.subplots(figsize=(7, 6))
     display = ConfusionMatrixDisplay(values, display_labels=list(classes))
     display.plot(ax=ax, cmap="Blues", values_format=".2f" if normalize else "d", colorbar=True)
-    ax.set_title("confusion matrix" + (" (each row sums to 1)" if normalize else " (counts)"))
+    caption = "confusion matrix" + (" (each row sums to 1)" if normalize else " (counts)")
+    ax.set_title(f"{wrapped(title, 90)}\n{caption}" if title else caption, fontsize=9 if title else None)
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     save_figure(fig, out)
 
 
-def plot_reliability(bins: list[dict], ece: float, out: Path) -> None:
+def plot_reliability(bins: list[dict], ece: float, out: Path, title: str = "") -> None:
     centers = [(b["low"] + b["high"]) / 2 for b in bins]
     width = bins[0]["high"] - bins[0]["low"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.bar(centers, [b["accuracy"] for b in bins], width=width * 0.95, edgecolor="k", label="accuracy")
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"reliability (ECE {ece:.3f})")
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    caption = f"reliability (ECE {ece:.3f})"
+    ax.set_title(f"{wrapped(title, 60)}\n{caption}" if title else caption, fontsize=8 if title else None)
     ax.legend(loc="upper left")
     save_figure(fig, out)
 

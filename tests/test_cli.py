@@ -255,3 +255,15 @@ def test_scoring_and_big_grids_show_progress(tmp_path, fer_folders, trained_chec
     assert scoring and scoring[0].total == 21 and scoring[0].done == 21
     assert invoke("visualize", "-n", 9, "-c", trained_checkpoint, "--data", fer_folders).exit_code == 0
     assert bars[-1].label == "drawing 9 images" and bars[-1].done == bars[-1].total == 10
+
+
+def test_eval_pictures_name_the_model_and_split(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
+    from fercli import plots
+
+    titles = []
+    real = plots.plot_confusion_matrix
+    monkeypatch.setattr(plots, "plot_confusion_matrix", lambda *a, **k: (titles.append(k["title"]), real(*a, **k)))
+    monkeypatch.chdir(tmp_path)
+    assert invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--split", "val").exit_code == 0
+    assert len(titles) == 2 and all(t.startswith(f"best.pt on {fer_folders.name} val (") for t in titles), titles
+    assert (tmp_path / "runs" / "eval" / "exp" / "confusion_matrix.png").stat().st_size > 0

@@ -54,7 +54,7 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
                   params=[m.parameters for m in models], device=" + ".join(sorted({m.runs_on for m in models})),
                   images_per_s=images_per_s)
     out_dir = new_run_dir("runs/eval", name)
-    write_eval_files(report, probs, labels, classes, out_dir)
+    write_eval_files(report, probs, labels, classes, out_dir, picture_title(report))
     if as_json:
         print(json.dumps(report))
     else:
@@ -62,7 +62,14 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
     return report
 
 
-def write_eval_files(report: dict, probs: np.ndarray, labels: np.ndarray, classes, out_dir: Path) -> None:
+def picture_title(report: dict) -> str:
+    """What a saved figure shows, so it still says so when shared alone: model(s), data, split, labels, TTA."""
+    models = " + ".join(Path(p).name for p in report["checkpoints"])
+    return (f"{models} on {Path(report['data']).name} {report['split']} ({report['images']:,} images, "
+            f"{report['labels']} labels, TTA {report['tta']}): accuracy {report['metrics']['accuracy']:.2%}")
+
+
+def write_eval_files(report: dict, probs: np.ndarray, labels: np.ndarray, classes, out_dir: Path, title: str) -> None:
     import pandas as pd
 
     from fercli.plots import plot_confusion_matrix, plot_reliability
@@ -71,9 +78,9 @@ def write_eval_files(report: dict, probs: np.ndarray, labels: np.ndarray, classe
     pd.DataFrame(report["per_class"]).to_csv(out_dir / "per_class.csv", index=False)
     matrix = np.array(report["confusion"])
     pd.DataFrame(matrix, index=list(classes), columns=list(classes)).rename_axis("true \\ pred").to_csv(out_dir / "confusion.csv")
-    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix.png", normalize=False)
-    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix_normalized.png", normalize=True)
-    plot_reliability(report["reliability"], report["metrics"]["ece"], out_dir / "reliability.png")
+    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix.png", normalize=False, title=title)
+    plot_confusion_matrix(matrix, classes, out_dir / "confusion_matrix_normalized.png", normalize=True, title=title)
+    plot_reliability(report["reliability"], report["metrics"]["ece"], out_dir / "reliability.png", title=title)
 
 
 def show_report(report: dict, classes, out_dir: Path) -> None:
