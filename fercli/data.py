@@ -80,10 +80,12 @@ def find_source_files(root: Path) -> tuple[str, list[Path]]:
             raise DataError(f"{root}: a data file must be a FER-2013 csv; otherwise give a folder")
         return "csv", [root]
     if (root / "train").is_dir():
+        refuse_unreadable_folders(root, levels=2)
         return "fer-folders", sorted(p for p in root.glob("*/*/*") if p.is_file() and is_image_path(p))
     csvs = sorted(p for p in root.glob("*.csv"))
     if csvs and not any(p.is_dir() for p in root.iterdir()):
         return "csv", csvs
+    refuse_unreadable_folders(root, levels=1)
     files = sorted(p for p in root.glob("*/**/*") if p.is_file() and is_image_path(p))
     if not files and any(is_image_path(p) for p in root.iterdir()):
         raise DataError(f"{root}: images sit directly in this folder; put them in one sub-folder per class (<class>/*.jpg)")
@@ -92,6 +94,33 @@ def find_source_files(root: Path) -> tuple[str, list[Path]]:
             f"{root}: no images found; expected train/<class>/*.jpg, <class>/*.jpg or a FER-2013 csv"
         )
     return "class-folders", files
+
+
+def refuse_unreadable_folders(root: Path, levels: int) -> None:
+    """Every folder down to the class folders (``levels`` below ``root``) must be listable: glob skips one it
+    cannot read (no permission, a link to nowhere) without a word, and its class would vanish from the model."""
+    problems: list[str] = []
+    current = [root]
+    for depth in range(levels + 1):
+        below = []
+        for folder in current:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                problems.append(f"{folder} ({exc.strerror or exc})")
+                continue
+            if depth == levels:
+                continue  # a class folder: listing it was the check
+            for entry in entries:
+                if entry.is_dir():
+                    below.append(Path(entry.path))
+                elif entry.is_symlink() and not os.path.exists(entry.path):
+                    problems.append(f"{entry.path} (a link to a missing folder)")
+        current = below
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise DataError(f"cannot read {problems[0]}{more}; its images would silently drop out of the data: fix the "
+                        f"permissions (chmod -R u+rX) or move the folder away")
 
 
 def fingerprint_files(root: Path, layout: str, files: list[Path], cfg: DataConfig) -> str:

@@ -298,3 +298,24 @@ def test_train_and_test_class_folders_must_match(tmp_path, fer_folders):
     result = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
     one_error_line(result, 1, "['Happy'] are not in", "rename them to match")
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_unreadable_class_folder_stops_training_instead_of_vanishing(tmp_path, fer_folders, monkeypatch):
+    """A class folder glob cannot list (a link to nowhere; no permission, simulated: tests may run as root) is
+    an error, not a silently smaller model."""
+    (fer_folders / "train" / "contempt").symlink_to(tmp_path / "gone")
+    result = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1))
+    assert result.exit_code == 1 and "contempt (a link to a missing folder)" in result.stderr
+    (fer_folders / "train" / "contempt").unlink()
+
+    from fercli import data
+
+    real_scandir = os.scandir
+    def scandir(path):
+        if Path(path).name == "sad":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+    monkeypatch.setattr(data.os, "scandir", scandir)
+    for command in (["train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1)], ["eval", "--data", fer_folders]):
+        result = run(*command)
+        assert result.exit_code == 1 and "sad (Permission denied)" in result.stderr and "chmod" in result.stderr, command
