@@ -21,3 +21,7 @@ class CheckpointError(FerError):
 
 class InputError(FerError):
     pass
+
+
+class OutputError(FerError):
+    """fer could not write its results (a full disk, a read-only folder)."""

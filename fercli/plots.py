@@ -37,9 +37,14 @@ def plot_training_curves(metrics_csv: Path, out: Path) -> None:
 
 
 def save_figure(fig, out: Path) -> None:
+    """Written atomically: a full disk leaves no 0-byte picture behind."""
+    from fercli.runs import write_atomic
+
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    try:
+        write_atomic(out, lambda tmp: fig.savefig(tmp, dpi=120, format=out.suffix.lstrip(".").lower() or "png"))
+    finally:
+        plt.close(fig)
 
 
 def wrapped(text: str, width: int) -> str:

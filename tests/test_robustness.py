@@ -319,3 +319,34 @@ def test_an_unreadable_class_folder_stops_training_instead_of_vanishing(tmp_path
     for command in (["train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1)], ["eval", "--data", fer_folders]):
         result = run(*command)
         assert result.exit_code == 1 and "sad (Permission denied)" in result.stderr and "chmod" in result.stderr, command
+
+
+def test_a_full_disk_mid_training_is_one_line_and_leaves_no_debris(tmp_path, fer_folders, monkeypatch):
+    """The disk fills during epoch 2's checkpoint: one error line with the resume command, no temporary files,
+    no 0-byte curves.png (the figure cannot be written either), and epoch 1's last.pt intact."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    from fercli import checkpoint
+
+    real_save, saves = checkpoint.torch.save, []
+    def save(payload, path):
+        if "runs" in Path(path).parts:  # the data cache is saved with torch.save too
+            saves.append(path)
+        if len(saves) > 2:  # epoch 1 wrote best.pt and last.pt
+            Path(path).write_bytes(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(payload, path)
+    def savefig(self, path, **kwargs):
+        Path(path).write_bytes(b"")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    result = run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=3))
+    run_dir = tmp_path / "runs" / "tiny"
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert "No space left on device" in errors[0] and f"fer train --resume {run_dir}" in errors[0]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv"]
+    assert torch.load(run_dir / "last.pt", weights_only=True)["train_state"]["epoch"] == 1

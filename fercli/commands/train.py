@@ -15,7 +15,7 @@ from fercli.data import load_dataset
 from fercli.device import resolve_device
 from fercli.distributed import broadcast, init_distributed, shutdown
 from fercli.engine import SilentReporter, build_model, build_optimizer, fit, lr_factor
-from fercli.errors import ConfigError
+from fercli.errors import ConfigError, OutputError
 from fercli.runs import new_run_dir
 
 RESUME_OVERRIDABLE = ("train.epochs", "runtime.")
@@ -50,6 +50,10 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     reporter = console.RichReporter() if ddp.is_main else SilentReporter()
     try:
         fit(cfg, data, run_dir, device, reporter, resume=state, ddp=ddp)
+    except OSError as exc:  # a full disk or a folder that went read-only: say where, and how to go on
+        done = (f"last.pt holds the last finished epoch; free some space, then fer train --resume {run_dir}"
+                if (run_dir / "last.pt").is_file() else "nothing to resume yet; free some space and start again")
+        raise OutputError(f"cannot write to {run_dir}: {exc.strerror or exc}; {done}") from None
     except KeyboardInterrupt:
         if (run_dir / "last.pt").is_file():
             reporter.message(f"interrupted: last.pt holds the last finished epoch; continue with fer train --resume {run_dir}")
@@ -125,7 +129,10 @@ def draw_curves(run_dir: Path) -> None:
     if metrics.is_file():
         from fercli.plots import plot_training_curves
 
-        plot_training_curves(metrics, run_dir / "curves.png")
+        try:
+            plot_training_curves(metrics, run_dir / "curves.png")
+        except OSError as exc:  # a full disk must not hide the training's own outcome
+            console.warn(f"curves.png not written: {exc.strerror or exc}")
 
 
 def summarize(run_dir: Path) -> dict:
