@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,9 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         key, value = parse_override(item)
         set_dotted(tree, key, value)
     return config_from_dict(tree)
+
+
+FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def config_from_dict(tree: dict[str, Any]) -> Config:
@@ -253,6 +257,8 @@ def coerce(value: Any, hint: Any, path: str) -> Any:
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-3 as a string
             return float(value)
     elif hint is str:
         if isinstance(value, str):

@@ -20,7 +20,7 @@ from fercli.config import Config, config_to_dict
 from fercli.data import Dataset, Split
 from fercli.device import autocast_dtype
 from fercli.distributed import Distributed, wrap_model
-from fercli.errors import ConfigError
+from fercli.errors import ConfigError, TrainingError
 from fercli.inference import predict_logits
 from fercli.models import count_parameters, create_model
 from fercli.preprocess import Preprocess
@@ -87,6 +87,9 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
         reporter.validating()
         val_row = evaluate(net, data.splits["val"], pre, device, cfg.train.eval_batch_size)
         row = {"epoch": epoch + 1, **train_row, "val_loss": val_row["loss"], "val_acc": val_row["acc"]}
+        if not math.isfinite(row["train_loss"]):  # diverged: saving it would ship a model that predicts NaN
+            raise TrainingError(f"training diverged in epoch {epoch + 1} (the loss is {row['train_loss']}); lower "
+                                f"optim.lr (now {cfg.optim.lr}) or set optim.clip_grad, then train again")
         state.history.append(row)
         state.epoch = epoch + 1
         improved = row["val_acc"] > state.best_val_acc

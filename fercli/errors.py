@@ -23,5 +23,9 @@ class InputError(FerError):
     pass
 
 
+class TrainingError(FerError):
+    """The training itself failed (it diverged)."""
+
+
 class OutputError(FerError):
     """fer could not write its results (a full disk, a read-only folder)."""

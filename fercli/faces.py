@@ -151,6 +151,9 @@ class FaceAnalyzer:
         if not flat:
             return
         probs = self.classifier.probabilities(np.stack(flat))
+        if not np.isfinite(probs).all():  # a broken model: say so, rather than print NaN (which is not JSON)
+            raise CheckpointError(f"{getattr(self.classifier, 'path', 'the model')}: gives NaN probabilities; it is "
+                                  "damaged or its training diverged")
         faces = [face for result in results for face in result.faces]
         classes = self.classifier.classes
         for face, row in zip(faces, probs.tolist()):

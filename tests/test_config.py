@@ -77,3 +77,11 @@ def test_packaged_recipes_are_found_by_name_from_any_directory(tmp_path, monkeyp
         load_config("nosuch")
     (tmp_path / "quick.yaml").write_text("train: {epochs: 3}\n")  # a user's own file wins over the packaged one
     assert load_config("quick.yaml").train.epochs == 3
+
+
+def test_floats_in_e_notation_are_numbers():
+    """YAML 1.1 reads 1e-3 (no dot) as text; a float setting takes it as the number it plainly is."""
+    assert load_config(None, ["optim.lr=1e-3"]).optim.lr == 0.001
+    assert load_config(None, ["optim.weight_decay=5E-4"]).optim.weight_decay == 0.0005
+    with pytest.raises(ConfigError, match="expected float, got '1e'"):
+        load_config(None, ["optim.lr=1e"])

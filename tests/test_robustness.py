@@ -350,3 +350,25 @@ def test_a_full_disk_mid_training_is_one_line_and_leaves_no_debris(tmp_path, fer
     assert "No space left on device" in errors[0] and f"fer train --resume {run_dir}" in errors[0]
     assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv"]
     assert torch.load(run_dir / "last.pt", weights_only=True)["train_state"]["epoch"] == 1
+
+
+def test_a_diverged_model_is_refused_not_printed_as_nan(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
+    """A NaN model made `fer predict --json` print NaN (not JSON) and `fer eval` crash; now: one line each, and a
+    training that diverges stops instead of saving one."""
+    monkeypatch.chdir(tmp_path)
+    payload = torch.load(trained_checkpoint, weights_only=True)
+    first = next(k for k, t in payload["state_dict"].items() if t.is_floating_point())
+    payload["state_dict"][first] = torch.full_like(payload["state_dict"][first], float("nan"))
+    torch.save(payload, tmp_path / "nan.pt")
+    one_error_line(run("predict", EXAMPLES / "astronaut.jpg", "-c", tmp_path / "nan.pt", "--json"), 1, "NaN or infinity")
+    one_error_line(run("eval", "-c", tmp_path / "nan.pt", "--data", fer_folders), 1, "NaN or infinity")
+
+    from fercli.inference import TorchClassifier
+
+    monkeypatch.setattr(TorchClassifier, "probabilities", lambda self, crops, tta=None: np.full((len(crops), 7), np.nan))
+    one_error_line(run("predict", EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json"), 1, "gives NaN")
+
+    diverged = run("train", *tiny_overrides(fer_folders, tmp_path / "new", epochs=2), "optim.lr=1e30", "optim.warmup_epochs=0")
+    errors = [line for line in diverged.stderr.splitlines() if line.startswith("error:")]
+    assert diverged.exit_code == 1 and len(errors) == 1 and "training diverged in epoch 1" in errors[0], diverged.stderr
+    assert "lower optim.lr" in errors[0] and not (tmp_path / "new" / "tiny" / "best.pt").exists()
