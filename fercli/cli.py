@@ -104,7 +104,7 @@ def evaluate(
     data: DataOpt = None,
     split: SplitOpt = "test",
     tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation (.onnx files: none or flip).")] = TTA.none,
-    labels: Annotated[Optional[Labels], typer.Option("--labels", help="fer2013: the dataset's labels; ferplus: FER+'s crowd majority (needs ferplus.csv beside train/ and test/; images without a majority among the model's classes are left out, and counted). Default: what the model was trained on.", show_default=False)] = None,
+    labels: Annotated[Optional[Labels], typer.Option("--labels", help="fer2013: the dataset's labels; ferplus: FER+'s crowd majority (votes shipped with fer for FER-2013's Kaggle folders; Microsoft's fer2013new.csv beside a fer2013.csv; images without a majority among the model's classes are left out, and counted). Default: what the model was trained on.", show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the runs/eval/ folder.")] = "exp",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Images per forward pass.")] = 512,

@@ -31,6 +31,7 @@ class Split:
     images: torch.Tensor  # [N, C, H, W] uint8
     labels: torch.Tensor  # [N] int64, indices into Dataset.classes
     sources: list[str]  # file path or "file.csv:row" per image
+    soft: torch.Tensor | None = None  # [N, K] float target distributions (FER+ votes), when training on them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -48,8 +49,9 @@ class Dataset:
         """A split by name; "all" is every image of the dataset (to score an outside test set as a whole)."""
         if name == "all":
             parts = [s for s in self.splits.values() if len(s)]
+            soft = torch.cat([s.soft for s in parts]) if all(s.soft is not None for s in parts) else None
             return Split(torch.cat([s.images for s in parts]), torch.cat([s.labels for s in parts]),
-                         [src for s in parts for src in s.sources])
+                         [src for s in parts for src in s.sources], soft)
         if name not in self.splits or len(self.splits[name]) == 0:
             have = ", ".join(k for k, v in self.splits.items() if len(v)) or "none"
             raise DataError(f"the data has no {name!r} split (it has: {have}); pick another with --split")
@@ -246,7 +248,8 @@ def stratified_holdout(split: Split, fraction: float, seed: int = 0) -> tuple[Sp
 
 def _subset(split: Split, mask: np.ndarray) -> Split:
     keep = torch.from_numpy(np.flatnonzero(mask))
-    return Split(split.images[keep], split.labels[keep], [split.sources[i] for i in keep.tolist()])
+    return Split(split.images[keep], split.labels[keep], [split.sources[i] for i in keep.tolist()],
+                 None if split.soft is None else split.soft[keep])
 
 
 def check_bad_images(dataset: Dataset, cfg: DataConfig, warn: Warn) -> Dataset:

@@ -197,11 +197,13 @@ def train_one_epoch(model, split: Split, pre: Preprocess, cfg: Config, optimizer
         # Every rank augments the whole global batch (keeping generators in step), then takes its share.
         x = ddp.local_part(augment_batch(images, pre, cfg.augment, gen))
         labels = ddp.local_part(split.labels[idx]).to(device, non_blocking=True)
+        # FER+ vote distributions, when trained on: cross-entropy takes class probabilities as targets too.
+        targets = labels if split.soft is None else ddp.local_part(split.soft[idx]).to(device, non_blocking=True)
         idx = ddp.local_part(idx)
         if cfg.runtime.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            loss, logits = compute_loss(model, x, labels, criterion, cfg, gen, teachers, pre)
+            loss, logits = compute_loss(model, x, targets, criterion, cfg, gen, teachers, pre)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.clip_grad > 0:
@@ -230,6 +232,7 @@ def autocast(device: torch.device, dtype):
 
 
 def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, pre: Preprocess):
+    """``labels``: class indices [N], or target distributions [N, K]."""
     mix = pick_mix(cfg, gen)
     if mix is not None:
         blend, alpha = mix

@@ -3,6 +3,8 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from fercli.classifier import open_classifier
@@ -49,10 +51,81 @@ def test_eval_with_ferplus_labels(tmp_path, monkeypatch, fer_folders, trained_ch
     assert info["agree_with_fer2013"] == round(1 - sad_share, 4)
 
 
-def test_ferplus_without_votes_file_is_one_line(tmp_path, monkeypatch, fer_folders, trained_checkpoint):
+def test_images_fer_plus_never_labelled_are_one_line(tmp_path, monkeypatch, fer_folders, trained_checkpoint):
+    """No ferplus.csv beside the data: the packaged votes are used; synthetic images are not in them."""
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["eval", "-c", str(trained_checkpoint), "--data", str(fer_folders), "--labels", "ferplus"])
-    assert result.exit_code == 1 and "no FER+ votes file" in result.stderr
+    assert result.exit_code == 1 and "none of the 21 images has a FER+ majority label" in result.stderr
+    assert "ferplus_votes.csv.gz" in result.stderr
+
+
+def test_packaged_votes_find_kaggle_files_wherever_the_data_sits(tmp_path):
+    """The votes ship inside fer (MIT notice beside them) and match by split/class/file name."""
+    from fercli.ferplus import PACKAGED_VOTES, votes_lookup
+
+    assert PACKAGED_VOTES.is_file() and PACKAGED_VOTES.with_name("FERPLUS-LICENSE").is_file()
+    lookup, where = votes_lookup(tmp_path)  # no ferplus.csv here: the packaged file
+    assert where == str(PACKAGED_VOTES)
+    # The first rows of the join, as FER+ lists them (neutral, happiness, surprise, sadness, anger, ..., NF).
+    assert lookup(str(tmp_path / "x" / "test" / "angry" / "PrivateTest_10131363.jpg")).tolist() == [2, 1, 2, 0, 4, 0, 0, 0, 1, 0]
+    assert lookup("test/angry/PrivateTest_10304478.jpg").tolist() == [1, 0, 0, 0, 9, 0, 0, 0, 0, 0]
+    assert lookup("train/happy/not_a_fer_file.jpg") is None
+
+
+def test_microsofts_fer2013new_csv_beside_the_challenge_csv(tmp_path, monkeypatch, trained_checkpoint):
+    """fer2013new.csv's row i holds the votes of fer2013.csv's row i (FER+'s own file, unchanged)."""
+    from conftest import write_csv
+
+    challenge = write_csv(tmp_path / "csvdata" / "fer2013.csv", per_class=2)
+    n = len(challenge.read_text().splitlines()) - 1
+    header = "Usage,Image name," + ",".join(VOTE_COLUMNS)
+    rows = [header] + [f"x,fer{i:07d}.png," + ",".join(map(str, votes(happiness=10) if i % 2 else votes(NF=10)))
+                       for i in range(n)]
+    monkeypatch.chdir(tmp_path)
+    scored = runner.invoke(app, ["eval", "-c", str(trained_checkpoint), "--data", str(challenge), "--labels", "ferplus", "--json"])
+    assert scored.exit_code == 1 and "fer2013new.csv: not found" in scored.stderr
+    (challenge.parent / "fer2013new.csv").write_text("\n".join(rows) + "\n")
+    scored = runner.invoke(app, ["eval", "-c", str(trained_checkpoint), "--data", str(challenge), "--labels", "ferplus", "--json"])
+    assert scored.exit_code == 0, scored.output
+    report = json.loads(scored.stdout)
+    test_rows = range(n - 14, n)  # PrivateTest: the csv's last 7 classes x 2 rows
+    assert report["images"] == sum(i % 2 for i in test_rows) and report["ferplus"]["dropped"]["no_majority"] == 7
+    assert report["per_class"][[r["class"] for r in report["per_class"]].index("happy")]["support"] == report["images"]
+
+
+def test_vote_distribution_by_hand():
+    from fercli.ferplus import FERPLUS_CLASSES, vote_distribution
+
+    target = vote_distribution(votes(happiness=6, surprise=3, anger=1), FERPLUS_CLASSES)  # the single anger vote drops
+    assert target.tolist() == [0, 0, 0, 0, pytest.approx(6 / 9), 0, 0, pytest.approx(3 / 9)]
+    seven = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    assert vote_distribution(votes(contempt=4, neutral=4, unknown=2), seven).tolist() == [0, 0, 0, 0, 1, 0, 0]
+
+
+def test_training_on_vote_distributions(tmp_path, fer_folders):
+    """data.targets=votes: the training split carries each image's vote distribution, and trains on it."""
+    from conftest import tiny_overrides
+    from fercli.config import load_config
+    from fercli.data import load_dataset
+    from fercli.errors import ConfigError
+    from fercli.ferplus import ferplus_dataset
+
+    rows = [",".join(("file", *VOTE_COLUMNS))]
+    for i, path in enumerate(sorted(p for p in fer_folders.rglob("*.jpg"))):
+        rows.append(",".join((path.relative_to(fer_folders).as_posix(), *map(str, votes(happiness=7, surprise=3)))))
+    (fer_folders / "ferplus.csv").write_text("\n".join(rows) + "\n")
+    cfg = load_config(None, [*tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.labels=ferplus",
+                             "data.targets=votes"])
+    data = ferplus_dataset(load_dataset(cfg.data), fer_folders, soft=True)
+    train = data.splits["train"]
+    assert train.soft.shape == (len(train), 8) and torch.allclose(train.soft.sum(1), torch.ones(len(train)))
+    assert train.soft[0].tolist() == [0, 0, 0, 0, pytest.approx(0.7), 0, 0, pytest.approx(0.3)]
+    assert data.splits["val"].soft is None  # validation is scored on majority labels
+    result = runner.invoke(app, ["train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.labels=ferplus",
+                                 "data.targets=votes"])
+    assert result.exit_code == 0, result.output
+    with pytest.raises(ConfigError, match="set data.labels=ferplus"):
+        load_config(None, ["data.targets=votes"])
 
 
 def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders, monkeypatch):

@@ -12,6 +12,7 @@ from fercli import console
 from fercli.checkpoint import file_fingerprint, training_data_root
 from fercli.choices import TTA, Labels
 from fercli.device import resolve_device
+from fercli.errors import DataError
 from fercli.evaluation import average_probs, build_report, clean_part, ensemble_probs, load_split, model_logits, open_classifiers
 from fercli.metrics import summary_metrics
 from fercli.runs import check_run_name, new_run_dir, write_text_atomic
@@ -28,9 +29,14 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
     labels_from = Labels(labels_from or meta.get("labels") or meta.get("config", {}).get("data", {}).get("labels", "fer2013"))
     relabelled = None
     if Labels(labels_from) == Labels.ferplus:
-        from fercli.ferplus import relabel
+        from fercli.ferplus import relabel, votes_lookup
 
-        chosen, relabelled = relabel(chosen, Path(data or training_data_root(models[0].meta)), models[0].classes)
+        lookup, where = votes_lookup(Path(data or training_data_root(models[0].meta)))
+        chosen, relabelled = relabel(chosen, lookup, models[0].classes)
+        if not relabelled["kept"]:
+            raise DataError(f"none of the {sum(relabelled['dropped'].values()):,} images has a FER+ majority label in "
+                            f"{where}; FER+ labels exist for FER-2013's images only")
+        relabelled["votes"] = where
     classes, labels = models[0].classes, chosen.labels.numpy()
     start = time.perf_counter()
     logits = model_logits(models, chosen.images, tta)

@@ -38,7 +38,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     if cfg.data.labels == "ferplus":
         from fercli.ferplus import ferplus_dataset
 
-        data = ferplus_dataset(data, Path(cfg.data.root), warn=console.warn)
+        data = ferplus_dataset(data, Path(cfg.data.root), warn=console.warn, soft=cfg.data.targets == "votes")
     check_recipe(cfg, len(data.classes))
     check_fits(cfg, len(data.splits["train"]), len(data.classes), resume is None)
     if resume is None and ddp.is_main:
