@@ -9,7 +9,7 @@ from pathlib import Path
 from fercli.errors import CheckpointError
 
 SHIPPED_NAME = "fer_vgg"  # checkpoints/fer_vgg.pt (PyTorch) and its export checkpoints/fer_vgg.onnx
-# Shipped models by the name -c takes: FER-2013's seven classes (the default), or FER+'s eight (ONNX only).
+# Shipped models by the name -c takes: FER-2013's seven classes (the default), or FER+'s eight; each as .pt and .onnx.
 SHIPPED_MODELS = {"fer2013": "fer_vgg", "ferplus": "fer_ferplus"}
 # YuNet face detector (Apache-2.0, see checkpoints/LICENSE-yunet): OpenCV Zoo's face_detection_yunet_2023mar.onnx.
 YUNET_NAME = "yunet_s_640_640.onnx"

@@ -14,7 +14,7 @@ from fercli.classifier import open_classifier
 from fercli.cli import app
 from fercli.inference import TorchClassifier
 from fercli.onnx_model import OnnxClassifier
-from fercli.shipped import default_checkpoint
+from fercli.shipped import shipped_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()
@@ -70,9 +70,11 @@ def test_predict_with_onnx_matches_predict_with_the_checkpoint(exported, trained
         assert a["scores"] == pytest.approx(b["scores"], abs=2e-4)
 
 
-def test_shipped_onnx_is_the_shipped_checkpoint():
-    """Guards against shipping a stale export: re-run `fer export --overwrite` after replacing fer_vgg.pt."""
-    onnx_path, checkpoint = default_checkpoint(".onnx"), default_checkpoint(".pt")
+@pytest.mark.parametrize("name", ["fer2013", "ferplus"])
+def test_shipped_onnx_is_the_shipped_checkpoint(name):
+    """Guards against shipping a stale export: re-run `fer export --overwrite` after replacing a shipped .pt."""
+    onnx_path, checkpoint = shipped_model(name, prefer_onnx=True), shipped_model(name, prefer_onnx=False)
+    assert (onnx_path.suffix, checkpoint.suffix) == (".onnx", ".pt")
     assert OnnxClassifier(onnx_path).meta["source_sha256"] == file_fingerprint(checkpoint)
     assert_same_probabilities(onnx_path, checkpoint, n=64)
 
