@@ -149,13 +149,20 @@ def test_runs_lists_state_and_how_to_resume(tmp_path, fer_folders):
     stopped = tmp_path / "runs" / "tiny"
     config = stopped / "config.yaml"
     config.write_text(config.read_text().replace("epochs: 1", "epochs: 3"))  # as if stopped after 1 of 3
-    os.utime(stopped / "last.pt", (0, 0))  # not written recently: not running
+    for name in ("last.pt", "config.yaml"):
+        os.utime(stopped / name, (0, 0))  # not written recently: not running
     result = invoke("runs", tmp_path / "runs", "--json")
     [status] = json.loads(result.stdout)
     assert status["epochs_done"] == 1 and status["epochs_planned"] == 3 and status["state"] == "stopped"
     assert status["resume"] == f"fer train --resume {stopped}" and 0 <= status["best_val_acc"] <= 1
     table = invoke("runs", tmp_path / "runs")
     assert "1/3" in table.stdout and f"fer train --resume {stopped}" in table.stdout
+    assert f"training runs in {tmp_path / 'runs'}" in table.stdout and "│ tiny " in table.stdout
+    starting = tmp_path / "runs" / "fresh"  # in its first epoch: config.yaml only, just written
+    starting.mkdir()
+    (starting / "config.yaml").write_text(config.read_text())
+    states = {Path(s["run"]).name: s["state"] for s in json.loads(invoke("runs", tmp_path / "runs", "--json").stdout)}
+    assert states == {"tiny": "stopped", "fresh": "running"}
     assert invoke("runs", tmp_path / "nowhere").exit_code == 1
 
 

@@ -26,8 +26,11 @@ def run_status(run_dir: Path) -> dict | None:
     minutes = sum(float(r["seconds"]) for r in rows) / 60
     done = len(rows)
     state = "finished" if done >= planned else ("not started" if done == 0 else "stopped")
-    if done < planned and (run_dir / "last.pt").is_file() and time.time() - (run_dir / "last.pt").stat().st_mtime < 600:
-        state = "running"  # or it stopped in the last 10 minutes: last.pt is that fresh
+    # A run writes config.yaml when it starts and last.pt after each epoch: either that fresh means it is running
+    # (or stopped in the last 10 minutes).
+    touched = max(p.stat().st_mtime for p in (config_file, run_dir / "last.pt") if p.is_file())
+    if done < planned and time.time() - touched < 600:
+        state = "running"
     return {"run": str(run_dir), "model": config.get("model", {}).get("name", "?"), "epochs_done": done,
             "epochs_planned": planned, "best_val_acc": float(best["val_acc"]) if best else None,
             "best_epoch": int(best["epoch"]) if best else None, "training_minutes": round(minutes, 1), "state": state,
@@ -47,10 +50,12 @@ def run_runs(projects: list[Path], as_json: bool) -> int:
     if not statuses:
         console.result_line(f"no training runs in {', '.join(map(str, projects))}")
         return 0
-    rows = [[s["run"], s["model"], f"{s['epochs_done']}/{s['epochs_planned']}",
-             "—" if s["best_val_acc"] is None else f"{s['best_val_acc']:.2%} (epoch {s['best_epoch']})",
+    # Rows name the run folder; the title says where they are (full paths wrapped into unreadable columns).
+    rows = [[Path(s["run"]).name, s["model"], f"{s['epochs_done']}/{s['epochs_planned']}",
+             "—" if s["best_val_acc"] is None else f"{s['best_val_acc']:.2%} @ {s['best_epoch']}",
              f"{s['training_minutes']:.0f}", s["state"]] for s in statuses]
-    console.show(console.make_table("training runs", ["run", "model", "epochs", "best val acc", "minutes", "state"], rows))
+    console.result_line(f"training runs in {', '.join(map(str, projects))}")
+    console.show(console.make_table("", ["run", "model", "epochs", "best val acc @ epoch", "minutes", "state"], rows))
     for s in statuses:
         if s["resume"] and s["state"] != "running":
             console.result_line(f"continue {s['run']}: {s['resume']}")
