@@ -74,7 +74,7 @@ def friendly_errors(command):
 @app.command(context_settings={"allow_extra_args": False})
 @friendly_errors
 def train(
-    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="[KEY=VALUE]...", help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE", help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", metavar="RECIPE", help="Recipe: a YAML file, or the name of one that ships with fer (quick, seed, fer2013, fer2013_long, ferplus, ...).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN", help="Run folder (or its last.pt) to continue, from any directory.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Dataset folder or csv (the same as data.root=PATH).")] = None,
@@ -153,7 +153,7 @@ def visualize(
 @app.command()
 @friendly_errors
 def predict(
-    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="[PHOTO|VIDEO|FOLDER|GLOB]...", help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="PHOTO|VIDEO|FOLDER|GLOB", help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
     source: Annotated[Optional[int], typer.Option("--source", metavar="CAMERA", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
@@ -234,7 +234,7 @@ def audit(
 @app.command()
 @friendly_errors
 def runs(
-    projects: Annotated[Optional[list[Path]], typer.Argument(metavar="[DIR]...", help="Folders holding run folders (default: runs/train).", show_default=False)] = None,
+    projects: Annotated[Optional[list[Path]], typer.Argument(metavar="DIR", help="Folders holding run folders (default: runs/train).", show_default=False)] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print only a JSON list to stdout.")] = False,
     debug: DebugOpt = False,
 ) -> None:
