@@ -102,8 +102,8 @@ def load_model(path: str | Path, device: torch.device) -> LoadedModel:
         raise CheckpointError(f"{path}: weights do not fit model {spec['name']!r} ({str(exc).splitlines()[0][:120]})") from None
     broken = [k for k, t in payload["state_dict"].items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if broken:  # a diverged training: every prediction would be NaN (and --json would print invalid JSON)
-        raise CheckpointError(f"{path}: {len(broken)} weight tensor(s) hold NaN or infinity (e.g. {broken[0]}); the training "
-                              "that wrote it diverged: train again with a lower optim.lr")
+        raise CheckpointError(f"{path}: {len(broken)} weight tensor(s) hold NaN or infinity (e.g. {broken[0]}); the "
+                              "training that wrote it diverged: train again with a lower optim.lr")
     model.to(device).eval()
     meta = {k: v for k, v in payload.items() if k not in ("state_dict", "optimizer")}
     pre = Preprocess(**payload["preprocess"])

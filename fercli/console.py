@@ -59,7 +59,8 @@ class RichReporter:
     def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None:
         if self.progress is None:
             self.progress = Progress(
-                TextColumn(f"[cyan]epoch {self.current}/{self.epochs}"), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                TextColumn(f"[cyan]epoch {self.current}/{self.epochs}"), TextColumn("{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                 TextColumn("acc {task.fields[acc]:.1%}"), TextColumn("{task.fields[ips]:.0f} img/s"),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
             )
