@@ -72,6 +72,7 @@ class TrainConfig:
     seed: int = 0
     name: str = ""  # run folder name; empty: the config file's stem
     project: str = "runs/train"
+    init: str = ""  # checkpoint whose weights start the run (fine-tuning); same model and classes as this recipe
     teacher: tuple[str, ...] = ()  # checkpoints to distil from (probabilities averaged)
     distill_temperature: float = 4.0
     distill_weight: float = 0.5

@@ -15,7 +15,7 @@ from torch import nn
 
 from fercli.augment import augment_batch, cutmix, mixup
 from fercli.calibration import calibrate_best
-from fercli.checkpoint import build_checkpoint, load_model, save_checkpoint
+from fercli.checkpoint import build_checkpoint, load_model, read_checkpoint, save_checkpoint
 from fercli.config import Config, config_to_dict
 from fercli.data import Dataset, Split
 from fercli.device import autocast_dtype
@@ -64,9 +64,12 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
         ddp: Distributed = Distributed()) -> TrainState:
     torch.manual_seed(cfg.train.seed)
     pre = build_preprocess(cfg, data.splits["train"])
+    net = build_model(cfg, len(data.classes))
+    if cfg.train.init:  # on resume too: the run keeps the input normalisation its starting weights expect
+        pre = start_from(cfg.train.init, net, cfg, data.classes, pre)
+    net = net.to(device)
     if device.type == "cuda":  # FER-2013's pixels are 83 MB of uint8: held on the card, no host gather per step
         data = replace(data, splits={name: replace(s, images=s.images.to(device)) for name, s in data.splits.items()})
-    net = build_model(cfg, len(data.classes)).to(device)
     if cfg.runtime.channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg, net)
@@ -127,6 +130,32 @@ def model_args(cfg: Config, num_classes: int) -> dict:
 
 def build_model(cfg: Config, num_classes: int) -> nn.Module:
     return create_model(cfg.model.name, **model_args(cfg, num_classes))
+
+
+def start_from(path: str, net: nn.Module, cfg: Config, classes, pre: Preprocess) -> Preprocess:
+    """Copy a checkpoint's weights into the fresh ``net`` and keep the pixel mean/std they were trained with."""
+    payload = init_checkpoint(path, cfg, classes)
+    net.load_state_dict(payload["state_dict"])
+    return replace(pre, mean=payload["preprocess"]["mean"], std=payload["preprocess"]["std"])
+
+
+def init_checkpoint(path: str, cfg: Config, classes) -> dict:
+    """train.init's checkpoint, refused unless it holds this recipe's model, classes and input size."""
+    if not Path(path).expanduser().is_file():
+        raise ConfigError(f"train.init: checkpoint not found: {path} (give the best.pt or last.pt of an earlier run)")
+    payload = read_checkpoint(Path(path).expanduser())
+    wanted = {"name": cfg.model.name, "args": model_args(cfg, len(classes))}
+    if payload["model"] != wanted:
+        raise ConfigError(f"train.init: {path} holds model {payload['model']['name']} {payload['model']['args']}, this recipe "
+                          f"builds {wanted['name']} {wanted['args']}; set model.name and model.args to match it")
+    if list(payload["classes"]) != list(classes):
+        raise ConfigError(f"train.init: {path} was trained on classes {', '.join(payload['classes'])}, this data has "
+                          f"{', '.join(classes)}; fine-tune on data with the same class folders")
+    size = payload["preprocess"]["input_size"]
+    if size != (cfg.augment.crop or cfg.data.image_size):
+        raise ConfigError(f"train.init: {path} takes {size} px inputs, this recipe gives "
+                          f"{cfg.augment.crop or cfg.data.image_size} px; set augment.crop={size}")
+    return payload
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:

@@ -179,3 +179,23 @@ def test_training_bar_names_the_epoch():
         console.err = original
     assert "epoch 7/40" in screen.export_text()
     assert reporter.current == 8
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_path, fer_folders, trained_checkpoint):
+    import pytest
+
+    from fercli.errors import ConfigError
+
+    base = tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["optim.lr=1e-9", "optim.warmup_epochs=0"]
+    run_dir, _ = train(load_config(None, base + [f"train.init={trained_checkpoint}"]), tmp_path / "runs", "tuned")
+    start, tuned = read_checkpoint(trained_checkpoint), read_checkpoint(run_dir / "best.pt")
+    # With a vanishing learning rate the conv weights stay the starting ones (BatchNorm statistics still move).
+    for name, weight in start["state_dict"].items():
+        if name.endswith("weight") and weight.ndim == 4:
+            assert torch.allclose(tuned["state_dict"][name], weight, atol=1e-6), name
+    assert tuned["preprocess"] == start["preprocess"]
+    wider = base + [f"train.init={trained_checkpoint}", "model.args={widths: [8, 8], depth: 1, dropout: 0.0}"]
+    with pytest.raises(ConfigError, match="train.init: .* set model.name and model.args"):
+        train(load_config(None, wider), tmp_path / "runs", "wider")
+    with pytest.raises(ConfigError, match="train.init: checkpoint not found"):
+        train(load_config(None, base + [f"train.init={tmp_path / 'none.pt'}"]), tmp_path / "runs", "missing")

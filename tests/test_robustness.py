@@ -63,6 +63,7 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     ("data.channels=2", ["data.channels=2: must be 1 (gray) or 3"]),
     ("data.val_fraction=1.5", ["data.val_fraction=1.5: must be between 0 and 0.9"]),
     ("augment.crop=60", ["augment.crop=60: must be 0 (no crop) or from 8 to data.image_size (48)"]),
+    ("train.init=nothing.pt", ["train.init: checkpoint not found", "nothing.pt"]),
 ])
 def test_config_mistakes(tmp_path, fer_folders, override, fragments):
     result = run("train", f"data.root={fer_folders}", f"train.project={tmp_path}", override)
@@ -74,6 +75,8 @@ def test_no_run_folder_is_left_by_a_failed_start(tmp_path, fer_folders):
     assert run("train", f"data.root={fer_folders}", f"train.project={tmp_path / 'runs'}", "train.epochs=0").exit_code == 2
     assert run("train", f"data.root={fer_folders}", f"train.project={tmp_path / 'runs'}",
                "train.batch_size=100000").exit_code == 2
+    assert run("train", f"data.root={fer_folders}", f"train.project={tmp_path / 'runs'}",
+               f"train.init={tmp_path / 'none.pt'}").exit_code in (1, 2)
     assert not (tmp_path / "runs").exists()
     afile = tmp_path / "afile"
     afile.write_text("mine")

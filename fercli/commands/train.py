@@ -14,7 +14,7 @@ from fercli.config import Config, config_from_dict, load_config, parse_override,
 from fercli.data import load_dataset
 from fercli.device import resolve_device
 from fercli.distributed import broadcast, init_distributed, shutdown
-from fercli.engine import SilentReporter, build_model, build_optimizer, fit, lr_factor
+from fercli.engine import SilentReporter, build_model, build_optimizer, fit, init_checkpoint, lr_factor
 from fercli.errors import ConfigError, OutputError
 from fercli.runs import new_run_dir
 
@@ -39,7 +39,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         from fercli.ferplus import ferplus_dataset
 
         data = ferplus_dataset(data, Path(cfg.data.root), warn=console.warn, soft=cfg.data.targets == "votes")
-    check_recipe(cfg, len(data.classes))
+    check_recipe(cfg, data.classes)
     check_fits(cfg, len(data.splits["train"]), len(data.classes), resume is None)
     if resume is None and ddp.is_main:
         run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
@@ -70,7 +70,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
 
 
 def anchor_paths(cfg: Config, base: Path | None = None) -> Config:
-    """Data, cache and teacher paths made absolute (relative ones read from ``base``, default the working
+    """Data, cache, init and teacher paths made absolute (relative ones read from ``base``, default the working
     directory), so config.yaml and every checkpoint still find them when resumed or evaluated from elsewhere."""
 
     def absolute(path: str) -> str:
@@ -80,7 +80,8 @@ def anchor_paths(cfg: Config, base: Path | None = None) -> Config:
         return str((expanded if expanded.is_absolute() else (base or Path.cwd()) / expanded).resolve())
 
     data = replace(cfg.data, root=absolute(cfg.data.root), cache_dir=absolute(cfg.data.cache_dir))
-    return replace(cfg, data=data, train=replace(cfg.train, teacher=tuple(absolute(t) for t in cfg.train.teacher)))
+    train = replace(cfg.train, init=absolute(cfg.train.init), teacher=tuple(absolute(t) for t in cfg.train.teacher))
+    return replace(cfg, data=data, train=train)
 
 
 def check_fits(cfg: Config, train_images: int, num_classes: int, new_run: bool) -> None:
@@ -95,11 +96,13 @@ def check_fits(cfg: Config, train_images: int, num_classes: int, new_run: bool) 
         raise ConfigError(f"train.project={cfg.train.project}: a file, not a folder; give a folder for run folders")
 
 
-def check_recipe(cfg: Config, num_classes: int) -> None:
-    """Fail on a bad model, optimizer or schedule name before a run folder exists."""
-    model = build_model(cfg, num_classes)
+def check_recipe(cfg: Config, classes: tuple[str, ...]) -> None:
+    """Fail on a bad model, optimizer, schedule or starting checkpoint before a run folder exists."""
+    model = build_model(cfg, len(classes))
     build_optimizer(cfg, model)
     lr_factor(cfg, 0.0)
+    if cfg.train.init:
+        init_checkpoint(cfg.train.init, cfg, classes)
 
 
 def prepare_resume(resume: Path, overrides: list[str]) -> tuple[Config, Path, dict]:
