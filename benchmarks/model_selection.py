@@ -1,0 +1,57 @@
+"""Pick the model to ship on PublicTest, never on PrivateTest: every candidate and every ensemble of them.
+
+Each candidate checkpoint is scored once per TTA (none, flip, ten-crop) on FER-2013's PublicTest; ensembles
+average the candidates' calibrated probabilities from those same scores, so n candidates cost n forward
+passes per TTA, not 2^n. Prints accuracy, the accuracy without the images that have a twin in Training,
+and which single model and which ensemble lead. PrivateTest is then evaluated once, with fer eval, on the
+one that is released. Usage:
+python benchmarks/model_selection.py CHECKPOINT [CHECKPOINT ...] [--data DIR] [--tta none flip tencrop]
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import torch
+
+from common import data_arg, machine, print_table
+from fercli.choices import TTA
+from fercli.evaluation import average_probs, clean_part, load_split, model_logits, open_classifiers
+
+
+def main() -> None:
+    parser = data_arg(__doc__)
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="candidate .pt files (or shipped names)")
+    parser.add_argument("--tta", nargs="+", default=["none", "flip", "tencrop"], choices=[t.value for t in TTA])
+    args = parser.parse_args()
+    paths, models = open_classifiers(args.checkpoints, torch.device("cpu"))
+    split, dataset = load_split(args.data, models, "val")  # val = PublicTest: the only split a choice may look at
+    labels = split.labels.numpy()
+    clean = clean_part(split, dataset, "val")
+    names = [short_name(p) for p in paths]
+    rows = []
+    for tta in map(TTA, args.tta):
+        logits = model_logits(models, split.images, tta)
+        for size in range(1, len(models) + 1):
+            for members in itertools.combinations(range(len(models)), size):
+                probs = average_probs([logits[i] for i in members], [models[i].temperature for i in members])
+                right = probs.argmax(1) == labels
+                rows.append([" + ".join(names[i] for i in members), tta.value, size, right.mean(), right[clean].mean()])
+    rows.sort(key=lambda r: -r[3])
+    table = [[name, tta, f"{acc:.2%}", f"{acc_clean:.2%}"] for name, tta, _size, acc, acc_clean in rows]
+    print_table(f"PublicTest ({len(labels):,} images; {int(clean.sum()):,} without train twins), {machine()}",
+                ["model(s)", "TTA", "accuracy", "without twins"], table)
+    for label, pool in (("single model", [r for r in rows if r[2] == 1]), ("ensemble", [r for r in rows if r[2] > 1])):
+        if pool:
+            best = pool[0]
+            print(f"best {label}: {best[0]} with TTA {best[1]}: {best[3]:.2%} ({best[4]:.2%} without twins)")
+
+
+def short_name(path: Path) -> str:
+    """run folder/best.pt reads better as the run's name."""
+    return f"{path.parent.name}/{path.name}" if path.name in ("best.pt", "last.pt") else path.name
+
+
+if __name__ == "__main__":
+    main()
