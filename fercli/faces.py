@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop
-from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, DetectorName, Faces
+from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces
 from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, create_detector
 from fercli.errors import CheckpointError, InputError
@@ -62,12 +62,14 @@ class FaceAnalyzer:
     model: a .pt checkpoint or .onnx export (default: the shipped model). detector: yunet or haar, or
     None to treat each whole image as one face crop. detect_size: the longest side the detector sees.
     min_score: YuNet's score threshold. min_face: smallest face side kept, in the photo's pixels.
-    faces: all or largest. align: turn each crop so the eyes are level (YuNet only).
+    faces: all or largest. align: turn each crop so the eyes are level (YuNet only). tta: none, flip (each
+    crop and its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only).
     """
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
                  detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
-                 faces: Faces = Faces.all, align: bool = True, device: str = "auto", batch_images: int = 64):
+                 faces: Faces = Faces.all, align: bool = True, tta: TTA = TTA.none, device: str = "auto",
+                 batch_images: int = 64):
         self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
         if self.classifier.preprocess.channels != 1:
             raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
@@ -75,6 +77,10 @@ class FaceAnalyzer:
         self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
         self.detect_size, self.min_face, self.faces, self.align = detect_size, min_face, Faces(faces), align
         self.batch_images = batch_images
+        self.tta = TTA(tta)
+        if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
+            raise InputError("--tta tencrop needs a .pt checkpoint (an ONNX export has its centre crop built in); "
+                             "use --tta flip, or -c with a .pt file")
 
     # ------------------------------------------------------------ the Python API
 
@@ -150,7 +156,7 @@ class FaceAnalyzer:
         flat = [crop for per_image in crops for crop in per_image]
         if not flat:
             return
-        probs = self.classifier.probabilities(np.stack(flat))
+        probs = self.classifier.probabilities(np.stack(flat), tta=self.tta)
         if not np.isfinite(probs).all():  # a broken model: say so, rather than print NaN (which is not JSON)
             raise CheckpointError(f"{getattr(self.classifier, 'path', 'the model')}: gives NaN probabilities; it is "
                                   "damaged or its training diverged")

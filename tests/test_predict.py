@@ -99,3 +99,19 @@ def test_shipped_model_is_found():
     from fercli.shipped import default_checkpoint
 
     assert default_checkpoint(".pt").is_file() and default_checkpoint(".onnx").is_file()
+
+
+def test_tta_flip_changes_the_scores_not_the_faces_and_tencrop_needs_a_pt(trained_checkpoint):
+    def faces(*extra):
+        result = predict(EXAMPLES / "two_faces.jpg", "--json", *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["faces"]
+
+    plain, flipped = faces(), faces("--tta", "flip")  # the shipped ONNX model
+    assert [f["box"] for f in plain] == [f["box"] for f in flipped] and len(plain) == 2
+    assert all(abs(sum(f["scores"].values()) - 1) < 1e-2 for f in flipped)
+    assert any(a["scores"] != b["scores"] for a, b in zip(plain, flipped))
+    assert len(faces("-c", trained_checkpoint, "--tta", "tencrop")) == 2
+    refused = predict(EXAMPLES / "two_faces.jpg", "--tta", "tencrop")
+    assert refused.exit_code != 0 and "--tta tencrop needs a .pt checkpoint" in refused.output
+    assert "Traceback" not in refused.output

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fercli import console
-from fercli.choices import DetectorName, Faces
+from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
 from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image
@@ -24,7 +24,8 @@ VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
 
 def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
-                min_face: int, no_detect: bool, align: bool, sampling: Sampling, smooth_s: float, device_name: str) -> int:
+                min_face: int, no_detect: bool, align: bool, sampling: Sampling, smooth_s: float, device_name: str,
+                tta: TTA = TTA.none) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
         raise InputError("give photos, videos, folders or globs to predict on, or --source N for camera N")
@@ -35,7 +36,8 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
     photos = [(path, error) for path, error in items if path not in videos]
     targets = plan_saves(items, save, overwrite, camera)
     analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
-                            min_score=min_score, min_face=min_face, faces=faces, align=align, device=device_name)
+                            min_score=min_score, min_face=min_face, faces=faces, align=align, tta=tta,
+                            device=device_name)
     failures = predict_photos(analyzer, photos, targets, as_json, top_k) if photos else 0
     from fercli.commands.video import run_video
 
