@@ -31,7 +31,7 @@ from fercli.align import YUNET_FRAMING, Framing, aligned_crop
 from fercli.classifier import open_classifier
 from fercli.config import DataConfig
 from fercli.data import load_dataset
-from fercli.choices import DETECT_SIZE, MIN_SCORE
+from fercli.choices import DETECT_SIZE, MIN_SCORE, TTA
 from fercli.detect import Haar, YuNet
 from fercli.images import read_photo
 
@@ -96,7 +96,6 @@ def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
         phantoms.append([d.score for d in found if d not in near])
         scenes.append(scene)
     labels = np.array([s.label for s in scenes])
-    direct = classifier.probabilities(chosen.images[picks, 0].numpy()).argmax(1)
     print(f"\n{len(scenes)} {split} faces planted into scenes; YuNet at {DETECT_SIZE} px, "
           f"median {statistics.median(seconds) * 1000:.0f} ms a scene; {machine()}")
     rows = []
@@ -117,19 +116,23 @@ def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
     gray_scenes = [cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY) for s in scenes]
     idx = np.flatnonzero(found)
 
-    def accuracy(framing: Framing, align: bool, subset: np.ndarray) -> float:
+    def accuracy(framing: Framing, align: bool, subset: np.ndarray, tta: TTA = TTA.none) -> float:
         """Accuracy through detector + crop + classifier on the faces the detector found (within ``subset``)."""
         pick = [i for i in idx if subset[i]]
         crops = np.stack([aligned_crop(gray_scenes[i], hits[i], 48, framing, align) for i in pick])
-        return float((classifier.probabilities(crops).argmax(1) == labels[pick]).mean())
+        return float((classifier.probabilities(crops, tta=tta).argmax(1) == labels[pick]).mean())
 
     everything, tilted = np.ones(len(scenes), dtype=bool), ~upright
-    right = direct == labels
-    rows = [["direct: the original 48x48 crops", f"{right[idx].mean():.2%}", f"{right[idx][upright[idx]].mean():.2%}",
-             f"{right[idx][tilted[idx]].mean():.2%}"]]
-    for name, framing, align in (("YuNet + alignment (shipped)", YUNET_FRAMING, True), ("YuNet, no alignment", YUNET_FRAMING, False)):
-        rows.append([name, *(f"{accuracy(framing, align, subset):.2%}" for subset in (everything, upright, tilted))])
-    print_table(f"accuracy on the {len(idx)} planted {split} faces found (of {len(scenes)}; direct on all: {right.mean():.2%})",
+    rows = []
+    for tta in (TTA.none, TTA.flip):
+        right = classifier.probabilities(chosen.images[picks, 0].numpy(), tta=tta).argmax(1) == labels
+        rows.append([f"direct: the original 48x48 crops, TTA {tta.value}", f"{right[idx].mean():.2%}",
+                     f"{right[idx][upright[idx]].mean():.2%}", f"{right[idx][tilted[idx]].mean():.2%}"])
+    for name, framing, align, tta in (("YuNet + alignment, TTA none", YUNET_FRAMING, True, TTA.none),
+                                      ("YuNet + alignment, TTA flip (fer predict's default)", YUNET_FRAMING, True, TTA.flip),
+                                      ("YuNet, no alignment, TTA none", YUNET_FRAMING, False, TTA.none)):
+        rows.append([name, *(f"{accuracy(framing, align, subset, tta):.2%}" for subset in (everything, upright, tilted))])
+    print_table(f"accuracy on the {len(idx)} planted {split} faces found (of {len(scenes)})",
                 ["path", "all found", "upright", "tilted"], rows)
     if sweep:
         rows = [[scale, shift, f"{accuracy(Framing(scale, shift), True, everything):.2%}"]

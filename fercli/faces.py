@@ -68,7 +68,7 @@ class FaceAnalyzer:
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
                  detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
-                 faces: Faces = Faces.all, align: bool = True, tta: TTA = TTA.none, device: str = "auto",
+                 faces: Faces = Faces.all, align: bool = True, tta: TTA = TTA.flip, device: str = "auto",
                  batch_images: int = 64):
         self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
         if self.classifier.preprocess.channels != 1:

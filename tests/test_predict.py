@@ -101,13 +101,14 @@ def test_shipped_model_is_found():
     assert default_checkpoint(".pt").is_file() and default_checkpoint(".onnx").is_file()
 
 
-def test_tta_flip_changes_the_scores_not_the_faces_and_tencrop_needs_a_pt(trained_checkpoint):
+def test_tta_flip_is_the_default_changes_the_scores_not_the_faces_and_tencrop_needs_a_pt(trained_checkpoint):
     def faces(*extra):
         result = predict(EXAMPLES / "two_faces.jpg", "--json", *extra)
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)["faces"]
 
-    plain, flipped = faces(), faces("--tta", "flip")  # the shipped ONNX model
+    plain, flipped = faces("--tta", "none"), faces("--tta", "flip")  # the shipped ONNX model
+    assert faces() == flipped
     assert [f["box"] for f in plain] == [f["box"] for f in flipped] and len(plain) == 2
     assert all(abs(sum(f["scores"].values()) - 1) < 1e-2 for f in flipped)
     assert any(a["scores"] != b["scores"] for a, b in zip(plain, flipped))

@@ -25,7 +25,7 @@ VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
 def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
                 min_face: int, no_detect: bool, align: bool, sampling: Sampling, smooth_s: float, device_name: str,
-                tta: TTA = TTA.none) -> int:
+                tta: TTA = TTA.flip) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
         raise InputError("give photos, videos, folders or globs to predict on, or --source N for camera N")
