@@ -3,7 +3,8 @@
 Each candidate checkpoint is scored once per TTA (none, flip, ten-crop) on FER-2013's PublicTest; ensembles
 average the candidates' calibrated probabilities from those same scores, so n candidates cost n forward
 passes per TTA, not 2^n. Prints accuracy, the accuracy without the images that have a twin in Training,
-and which single model and which ensemble lead. PrivateTest is then evaluated once, with fer eval, on the
+and which single model and which ensemble lead, with the best single model's lead over the runner-up as a
+paired count and McNemar p-value (a lead of a few images is noise). PrivateTest is then evaluated once, with fer eval, on the
 one that is released. Usage:
 python benchmarks/model_selection.py CHECKPOINT [CHECKPOINT ...] [--data DIR] [--tta none flip tencrop]
 """
@@ -18,6 +19,7 @@ import torch
 from common import data_arg, machine, print_table
 from fercli.choices import TTA
 from fercli.evaluation import average_probs, clean_part, load_split, model_logits, open_classifiers
+from fercli.metrics import paired_comparison
 
 
 def main() -> None:
@@ -37,15 +39,23 @@ def main() -> None:
             for members in itertools.combinations(range(len(models)), size):
                 probs = average_probs([logits[i] for i in members], [models[i].temperature for i in members])
                 right = probs.argmax(1) == labels
-                rows.append([" + ".join(names[i] for i in members), tta.value, size, right.mean(), right[clean].mean()])
+                rows.append([" + ".join(names[i] for i in members), tta.value, size, right.mean(), right[clean].mean(), right])
     rows.sort(key=lambda r: -r[3])
-    table = [[name, tta, f"{acc:.2%}", f"{acc_clean:.2%}"] for name, tta, _size, acc, acc_clean in rows]
+    table = [[name, tta, f"{acc:.2%}", f"{acc_clean:.2%}"] for name, tta, _size, acc, acc_clean, _right in rows]
     print_table(f"PublicTest ({len(labels):,} images; {int(clean.sum()):,} without train twins), {machine()}",
                 ["model(s)", "TTA", "accuracy", "without twins"], table)
     for label, pool in (("single model", [r for r in rows if r[2] == 1]), ("ensemble", [r for r in rows if r[2] > 1])):
         if pool:
             best = pool[0]
             print(f"best {label}: {best[0]} with TTA {best[1]}: {best[3]:.2%} ({best[4]:.2%} without twins)")
+    singles = [r for r in rows if r[2] == 1]
+    if len(singles) > 1:
+        best = singles[0]
+        runner_up = next(r for r in singles if r[0] != best[0] and r[1] == best[1])
+        paired = paired_comparison(best[5], runner_up[5])
+        print(f"{best[0]} vs {runner_up[0]}, both with TTA {best[1]}: {paired['only_a'] - paired['only_b']:+d} images "
+              f"(right only for the first on {paired['only_a']}, only for the second on {paired['only_b']}); "
+              f"McNemar p = {paired['p_value']:.2f}")
 
 
 def short_name(path: Path) -> str:

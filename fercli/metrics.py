@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -81,3 +83,14 @@ def most_confused(matrix: np.ndarray, classes: tuple[str, ...], n: int = 3) -> l
         share = off[t, p] / max(matrix[t].sum(), 1)
         pairs.append({"true": classes[t], "pred": classes[p], "count": int(off[t, p]), "share_of_true": float(share)})
     return pairs
+
+
+def paired_comparison(right_a: np.ndarray, right_b: np.ndarray) -> dict:
+    """Two models scored on the same images: how many only A gets right, only B, and the exact two-sided
+    McNemar p-value. A lead of a few images between two candidates is noise; this says how much."""
+    only_a = int(np.sum(right_a & ~right_b))
+    only_b = int(np.sum(~right_a & right_b))
+    n, k = only_a + only_b, min(only_a, only_b)
+    # Under "no difference" each discordant image is a fair coin: P(a split at least this lopsided), both tails.
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p_value": p}

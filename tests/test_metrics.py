@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fercli.metrics import confusion, expected_calibration_error, most_confused, reliability_bins, summary_metrics
+from fercli.metrics import (confusion, expected_calibration_error, most_confused, paired_comparison, reliability_bins,
+                            summary_metrics)
 
 # Four images, two classes. Confidences 0.9, 0.9 (right, wrong) and 0.65, 0.65 (right, right).
 PROBS = np.array([[0.9, 0.1], [0.9, 0.1], [0.35, 0.65], [0.65, 0.35]])
@@ -40,3 +41,13 @@ def test_most_confused_pairs_by_hand():
     pairs = most_confused(matrix, ("a", "b", "c"), n=5)
     assert [(p["true"], p["pred"], p["count"]) for p in pairs] == [("c", "a", 6), ("a", "b", 3), ("b", "a", 1)]
     assert pairs[0]["share_of_true"] == pytest.approx(6 / 8)
+
+
+def test_paired_comparison_by_hand():
+    a = np.array([1, 1, 1, 0, 0, 1], dtype=bool)
+    b = np.array([1, 0, 0, 0, 1, 1], dtype=bool)
+    result = paired_comparison(a, b)  # A alone right on 2 images, B alone on 1: 3 fair coins, P(split 2-1 or worse) = 1
+    assert (result["only_a"], result["only_b"]) == (2, 1) and result["p_value"] == pytest.approx(1.0)
+    lopsided = paired_comparison(np.ones(10, bool), np.zeros(10, bool))  # 10-0: 2 * 0.5^10
+    assert lopsided["p_value"] == pytest.approx(2 / 1024)
+    assert paired_comparison(a, a) == {"only_a": 0, "only_b": 0, "p_value": 1.0}
