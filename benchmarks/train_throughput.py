@@ -47,7 +47,7 @@ def seed_pass(config: str, images: int, data_root: str):
     train_idx = [i for i, (p, _) in enumerate(folder.samples) if Path(p).name.startswith("Training_")][:images]
     loader = DataLoader(Subset(folder, train_idx), batch_size=16, shuffle=True)
     model = build_model(cfg, len(folder.classes))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def one_pass() -> float:

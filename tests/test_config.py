@@ -58,11 +58,11 @@ def test_shipped_configs_load():
         load_config(path)
 
 
-def test_seed_config_is_the_seed_recipe():
+def test_seed_config_is_the_seed_recipe_at_a_learning_rate_that_trains():
     from pathlib import Path
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "seed.yaml")
-    assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("seed_cnn", "adam", 0.01, 1e-4)
+    assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("seed_cnn", "adam", 0.001, 1e-4)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.optim.milestones, cfg.optim.gamma) == (16, 100, (50,), 0.1)
     assert cfg.augment.crop == 0 and not cfg.augment.flip and cfg.augment.erase == 0 and cfg.augment.mixup == 0
 
