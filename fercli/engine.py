@@ -83,6 +83,7 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
     reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": f"{device}{precision}",
                     "train": len(data.splits["train"]), "val": len(data.splits["val"]), "epochs": cfg.train.epochs,
                     "start_epoch": state.epoch})
+    warned = False
     for epoch in range(state.epoch, cfg.train.epochs):
         seed_epoch(cfg.train.seed, epoch)
         train_row = train_one_epoch(model, data.splits["train"], pre, cfg, optimizer, criterion, device, epoch, reporter,
@@ -100,6 +101,9 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
         if ddp.is_main:
             save_epoch(net, optimizer, cfg, data, pre, state, run_dir, improved)
         reporter.epoch(row)
+        if val_row["only_class"] is not None and not warned:
+            reporter.message(collapse_warning(epoch + 1, data.classes[val_row["only_class"]], cfg))
+            warned = True
     if ddp.is_main and cfg.train.calibrate and (run_dir / "best.pt").is_file():
         calibrate_best(run_dir / "best.pt", data.splits["val"], device, cfg.train.eval_batch_size, reporter)
     return state
@@ -306,8 +310,19 @@ def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float) ->
 def evaluate(model, split: Split, pre: Preprocess, device, batch_size: int = 512) -> dict:
     logits = predict_logits(model, split.images, pre, device, batch_size)
     loss = F.cross_entropy(logits, split.labels).item()
-    acc = (logits.argmax(1) == split.labels).float().mean().item()
-    return {"loss": loss, "acc": acc}
+    predicted = logits.argmax(1)
+    acc = (predicted == split.labels).float().mean().item()
+    classes = predicted.unique()
+    return {"loss": loss, "acc": acc, "only_class": int(classes[0]) if len(classes) == 1 else None}
+
+
+def collapse_warning(epoch: int, class_name: str, cfg: Config) -> str:
+    """A network that answers one class for every image has usually lost its last hidden layer for good (dead
+    ReLUs get no gradient): the seed recipe at Adam lr 0.01 did so in its first 100 steps and then trained on
+    for hours at 25%. Say so at once."""
+    return (f"epoch {epoch}: the model predicts {class_name!r} for every validation image, so training has "
+            f"collapsed, usually from a learning rate too high for the network (optim.lr={cfg.optim.lr}); "
+            f"stop it (Ctrl-C) and train again with a lower optim.lr")
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -150,6 +150,9 @@ class Recording(SilentReporter):
     def epoch(self, row):
         self.events.append(("epoch", row["epoch"]))
 
+    def message(self, text):
+        self.events.append(("message", text))
+
 
 def test_progress_starts_at_the_first_step_and_shows_validation(tmp_path, fer_folders):
     recording = Recording()
@@ -159,6 +162,27 @@ def test_progress_starts_at_the_first_step_and_shows_validation(tmp_path, fer_fo
     assert first_epoch[0] == ("batch", 1)  # the bar moves at step 1, not after REPORT_EVERY steps
     assert first_epoch[-2:] == [("validating",), ("epoch", 1)]
     assert recording.events.count(("validating",)) == 2
+
+
+def test_a_run_that_answers_one_class_for_everything_is_called_collapsed_once(tmp_path, fer_folders, monkeypatch):
+    import fercli.engine as engine
+
+    def answers(pick):
+        def predict_logits(model, images, *args, **kwargs):
+            return torch.nn.functional.one_hot(pick(torch.arange(len(images))), 7).float()
+        return predict_logits
+
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=2))
+    runs = {}
+    for name, pick in (("varied", lambda i: i % 7), ("always_sad", lambda i: torch.full_like(i, 5))):
+        monkeypatch.setattr(engine, "predict_logits", answers(pick))  # always sad: what a dead last hidden layer answers
+        runs[name] = Recording()
+        fit(cfg, load_dataset(cfg.data), new_run_dir(tmp_path / "runs", name), torch.device("cpu"), runs[name])
+    warnings = {name: [e[1] for e in r.events if e[0] == "message" and "collapsed" in e[1]] for name, r in runs.items()}
+    assert warnings["varied"] == [] and len(warnings["always_sad"]) == 1  # once, not every epoch
+    message = warnings["always_sad"][0]
+    assert message.startswith("epoch 1: the model predicts 'sad' for every validation image") and "lower optim.lr" in message
+    assert runs["always_sad"].events.index(("epoch", 1)) < runs["always_sad"].events.index(("message", message))
 
 
 def test_training_bar_names_the_epoch():
