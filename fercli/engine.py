@@ -318,8 +318,8 @@ def evaluate(model, split: Split, pre: Preprocess, device, batch_size: int = 512
 
 def collapse_warning(epoch: int, class_name: str, cfg: Config) -> str:
     """A network that answers one class for every image has usually lost its last hidden layer for good (dead
-    ReLUs get no gradient): the seed recipe at Adam lr 0.01 did so in its first 100 steps and then trained on
-    for hours at 25%. Say so at once."""
+    ReLUs get no gradient): the seed recipe at Adam lr 0.01 did so in its first 100 steps, and its run would have
+    gone on for hours at 25%. Say so at once."""
     return (f"epoch {epoch}: the model predicts {class_name!r} for every validation image, so training has "
             f"collapsed, usually from a learning rate too high for the network (optim.lr={cfg.optim.lr}); "
             f"stop it (Ctrl-C) and train again with a lower optim.lr")
