@@ -185,6 +185,17 @@ def test_a_run_that_answers_one_class_for_everything_is_called_collapsed_once(tm
     assert runs["always_sad"].events.index(("epoch", 1)) < runs["always_sad"].events.index(("message", message))
 
 
+def test_training_on_a_cpu_flushes_denormal_floats(tmp_path, fer_folders):
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormal floats")
+    torch.set_flush_denormal(False)
+    assert torch.tensor([1e-40]).item() != 0.0  # a denormal float32, kept as such
+    train(load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=1)), tmp_path / "runs")
+    flushed = torch.tensor([1e-40]).item() == 0.0
+    torch.set_flush_denormal(False)
+    assert flushed
+
+
 def test_training_bar_names_the_epoch():
     from rich.console import Console
 
