@@ -22,6 +22,7 @@ from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, create_detector
 from fercli.errors import CheckpointError, InputError
 from fercli.images import Photo, read_photo, read_photo_bytes, resize_square
+from fercli.onnx_model import TENCROP_NEEDS_PT
 
 CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
 MIN_SIDE = 16  # smaller than this, an image cannot hold a face whose expression can be read
@@ -79,8 +80,7 @@ class FaceAnalyzer:
         self.batch_images = batch_images
         self.tta = TTA(tta)
         if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
-            raise InputError("--tta tencrop needs a .pt checkpoint (an ONNX export has its centre crop built in); "
-                             "use --tta flip, or -c with a .pt file")
+            raise InputError(TENCROP_NEEDS_PT)  # before any photo is read, not at the first face
 
     # ------------------------------------------------------------ the Python API
 

@@ -11,6 +11,9 @@ from fercli.choices import TTA
 from fercli.errors import CheckpointError, InputError
 from fercli.preprocess import Preprocess
 
+TENCROP_NEEDS_PT = ("--tta tencrop needs a .pt checkpoint: an ONNX export has its centre crop built in "
+                    "(use --tta none or flip with .onnx, or -c with a .pt file)")
+
 ONNX_FORMAT_VERSION = "1"  # bump when the graph's input, output or metadata change incompatibly
 
 
@@ -59,8 +62,7 @@ class OnnxClassifier:
         if crops.ndim == 4:
             crops = crops[:, 0]  # [N, 1, S, S] -> [N, S, S]: exports take gray pixels
         if TTA(tta) == TTA.tencrop:
-            raise InputError("--tta tencrop needs the .pt checkpoint: an ONNX export has its centre crop built in "
-                             "(use --tta none or flip with .onnx)")
+            raise InputError(TENCROP_NEEDS_PT)
         # The centre crop is symmetric, so flipping the input flips the crop.
         return [crops] if TTA(tta) == TTA.none else [crops, crops[:, :, ::-1]]
 

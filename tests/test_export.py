@@ -129,7 +129,7 @@ def test_eval_of_an_export_matches_its_checkpoint(exported, trained_checkpoint, 
 def test_eval_of_an_export_refuses_tencrop(exported, fer_folders, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["eval", "-c", str(exported), "--data", str(fer_folders), "--tta", "tencrop"])
-    assert result.exit_code == 1 and "--tta tencrop needs the .pt checkpoint" in result.stderr
+    assert result.exit_code == 1 and "--tta tencrop needs a .pt checkpoint" in result.stderr
     assert "Traceback" not in result.output and not (tmp_path / "runs" / "eval").exists()
 
 
