@@ -63,9 +63,8 @@ class TrainState:
 def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporter: Reporter, resume: dict | None = None,
         ddp: Distributed = Distributed()) -> TrainState:
     if device.type == "cpu":
-        # Weights and Adam moments that decay towards zero become denormal floats, which x86 cores compute
-        # many times slower: the seed recipe's dead hidden units took its epochs from 120 s to 500 s by epoch 17.
-        # Flushing them to zero changes nothing a model can tell apart.
+        # fer train flushed denormals before any worker thread started (device.set_cpu_threads); for callers of
+        # fit itself, this reaches the main thread at least.
         torch.set_flush_denormal(True)
     torch.manual_seed(cfg.train.seed)
     pre = build_preprocess(cfg, data.splits["train"])
