@@ -63,7 +63,7 @@ class TrainState:
 def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporter: Reporter, resume: dict | None = None,
         ddp: Distributed = Distributed()) -> TrainState:
     if device.type == "cpu":
-        # fer train flushed denormals before any worker thread started (device.set_cpu_threads); for callers of
+        # fer train flushed denormals before any worker thread started (device.tune_cpu); for callers of
         # fit itself, this reaches the main thread at least.
         torch.set_flush_denormal(True)
     torch.manual_seed(cfg.train.seed)

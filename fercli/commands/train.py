@@ -10,7 +10,7 @@ from fercli import console
 from fercli.checkpoint import read_checkpoint
 from fercli.config import Config, config_from_dict, load_config, parse_override, save_config, set_dotted
 from fercli.data import load_dataset
-from fercli.device import resolve_device, set_cpu_threads
+from fercli.device import resolve_device, tune_cpu
 from fercli.distributed import broadcast, init_distributed, shutdown
 from fercli.engine import SilentReporter, build_model, build_optimizer, fit, init_checkpoint, lr_factor
 from fercli.errors import ConfigError, OutputError
@@ -30,7 +30,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
         state = None
     ddp, device_name = init_distributed(device_name or cfg.runtime.device)
     device = resolve_device(device_name)
-    set_cpu_threads(device, cfg.runtime.threads)  # before the data loads: its first parallel operation starts the threads
+    tune_cpu(device, cfg.runtime.threads)  # before the data loads: its first parallel operation starts the threads
     data = load_dataset(cfg.data, warn=console.warn)
     if cfg.data.labels == "ferplus":
         from fercli.ferplus import ferplus_dataset
