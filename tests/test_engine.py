@@ -211,9 +211,12 @@ def test_every_thread_of_a_cpu_training_flushes_denormal_floats(tmp_path, fer_fo
 
 def test_training_on_a_cpu_keeps_freed_memory_instead_of_faulting_it_back_each_step():
     """glibc unmaps large freed buffers, so each training step page-faults its activations back in; fer train asks
-    it to keep them (device.keep_freed_memory). Fresh processes: the setting lasts for the process."""
+    it to keep them (device.keep_freed_memory). Fresh processes: the setting lasts for the process.
+
+    Compared on the median step: with memory kept most steps fault nothing, but now and then the heap grows into
+    fresh pages (1,600 or 3,200 faults in one step), which made a 6-step mean fail on CI (1,733 vs 4,779)."""
     script = (
-        "import resource, sys, torch\n"
+        "import resource, statistics, sys, torch\n"
         "from fercli.config import load_config\n"
         "from fercli.device import keep_freed_memory\n"
         "from fercli.engine import build_model\n"
@@ -222,24 +225,24 @@ def test_training_on_a_cpu_keeps_freed_memory_instead_of_faulting_it_back_each_s
         "net = build_model(load_config('fer2013'), 7)\n"
         "opt = torch.optim.SGD(net.parameters(), lr=0.01)\n"
         "x, y = torch.randn(64, 1, 40, 40), torch.randint(0, 7, (64,))\n"
-        "def step():\n"
+        "def faults_of_one_step():\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "    opt.zero_grad(); torch.nn.functional.cross_entropy(net(x), y).backward(); opt.step()\n"
-        "for _ in range(3): step()  # the first steps fault their memory in either way\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-        "for _ in range(6): step()\n"
-        "print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 6)\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+        "for _ in range(3): faults_of_one_step()  # the first steps fault their memory in either way\n"
+        "print(kept, int(statistics.median(faults_of_one_step() for _ in range(11))))\n"
     )
     faults = {}
     for mode in ("default", "keep"):
         done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
-        kept, per_step = done.stdout.split()
-        faults[mode] = (kept == "True", int(per_step))
+        kept, median_step = done.stdout.split()
+        faults[mode] = (kept == "True", int(median_step))
     if not faults["keep"][0]:
         pytest.skip("not glibc: keep_freed_memory does nothing here")
     if faults["default"][1] < 1000:
         pytest.skip(f"this allocator does not fault freed buffers back in ({faults['default'][1]} faults a step)")
-    assert faults["keep"][1] * 3 < faults["default"][1], faults  # kept: ~0 a step, a rare heap growth aside
+    assert faults["keep"][1] * 10 < faults["default"][1], faults  # kept: 0 on the median step
 
 
 def test_training_bar_names_the_epoch():
