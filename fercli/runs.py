@@ -1,4 +1,5 @@
-"""Run folders that never overwrite (runs/train/exp, exp-2, ...) and atomic writes inside them."""
+"""Run folders that never overwrite (runs/train/exp, exp-2, ...), the lock that says a run is training, and atomic
+writes inside them."""
 
 from __future__ import annotations
 
@@ -30,6 +31,53 @@ def new_run_dir(project: str | Path, name: str) -> Path:
         except FileExistsError:
             n += 1
             candidate = base / f"{name}-{n}"
+
+
+LOCK_NAME = "train.lock"
+
+
+def hold_run(run_dir: Path):
+    """Mark ``run_dir`` as being trained by this process: an exclusive lock on its train.lock, which the OS drops when
+    the process ends, however it ends (Ctrl-C, kill -9, a crash). A second ``fer train`` on the same run would
+    interleave two trainings' checkpoints, so it is refused. Returns the open lock file (close it when done), or
+    None where the platform has no file locks."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    handle = open(run_dir / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        from fercli.errors import InputError
+
+        raise InputError(f"{run_dir}: another fer train (pid {holder}) is training this run; "
+                         "wait for it to end or stop it first") from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def run_is_held(run_dir: Path) -> bool | None:
+    """True while a process trains the run, False when none does; None when it cannot be told (a run from before
+    train.lock existed, or no file locks on this platform)."""
+    lock = run_dir / LOCK_NAME
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    if not lock.is_file():
+        return None
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:

@@ -166,6 +166,33 @@ def test_runs_lists_state_and_how_to_resume(tmp_path, fer_folders):
     assert invoke("runs", tmp_path / "nowhere").exit_code == 1
 
 
+def test_a_run_in_training_is_held_and_a_second_trainer_is_refused(tmp_path, fer_folders):
+    """train.lock says whether a process trains the run, whenever its files were last written, and stops two
+    trainings from writing one run's checkpoints; the OS drops the lock when the process dies, even by kill -9."""
+    assert invoke("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1)).exit_code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("epochs: 1", "epochs: 3"))
+    for name in ("last.pt", "config.yaml"):
+        os.utime(run_dir / name, (0, 0))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from fercli.runs import hold_run\nlock = hold_run(Path(sys.argv[1]))\n"
+                               "print('held', flush=True)\ntime.sleep(60)", str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        [status] = json.loads(invoke("runs", tmp_path / "runs", "--json").stdout)
+        assert status["state"] == "running"  # its files are old, but a process holds it
+        before = config.read_text(), (run_dir / "last.pt").read_bytes()
+        second = invoke("train", "--resume", run_dir)
+        assert second.exit_code == 1 and f"pid {holder.pid}" in second.stderr and "Traceback" not in second.stderr
+        assert (config.read_text(), (run_dir / "last.pt").read_bytes()) == before  # the refused trainer wrote nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    [status] = json.loads(invoke("runs", tmp_path / "runs", "--json").stdout)
+    assert status["state"] == "stopped"
+
+
 def test_version_short_help_and_option_bounds(tmp_path, trained_checkpoint, fer_folders):
     assert invoke("--version").stdout.strip().startswith("fer ")
     assert "predict" in invoke("-h").stdout

@@ -12,6 +12,7 @@ import yaml
 
 from fercli import console
 from fercli.errors import InputError
+from fercli.runs import run_is_held
 
 
 def run_status(run_dir: Path) -> dict | None:
@@ -26,10 +27,11 @@ def run_status(run_dir: Path) -> dict | None:
     minutes = sum(float(r["seconds"]) for r in rows) / 60
     done = len(rows)
     state = "finished" if done >= planned else ("not started" if done == 0 else "stopped")
-    # A run writes config.yaml when it starts and last.pt after each epoch: either that fresh means it is running
-    # (or stopped in the last 10 minutes).
-    touched = max(p.stat().st_mtime for p in (config_file, run_dir / "last.pt") if p.is_file())
-    if done < planned and time.time() - touched < 600:
+    held = run_is_held(run_dir)
+    if held is None:  # no train.lock to ask: config.yaml (written at the start) or last.pt (each epoch) just written
+        touched = max(p.stat().st_mtime for p in (config_file, run_dir / "last.pt") if p.is_file())
+        held = time.time() - touched < 600
+    if done < planned and held:
         state = "running"
     return {"run": str(run_dir), "model": config.get("model", {}).get("name", "?"), "epochs_done": done,
             "epochs_planned": planned, "best_val_acc": float(best["val_acc"]) if best else None,

@@ -14,7 +14,7 @@ from fercli.device import resolve_device, tune_cpu
 from fercli.distributed import broadcast, init_distributed, shutdown
 from fercli.engine import SilentReporter, build_model, build_optimizer, fit, init_checkpoint, lr_factor
 from fercli.errors import ConfigError, OutputError
-from fercli.runs import new_run_dir
+from fercli.runs import hold_run, new_run_dir
 
 RESUME_OVERRIDABLE = ("train.epochs", "runtime.")
 
@@ -41,6 +41,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     if resume is None and ddp.is_main:
         run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
     run_dir = broadcast(run_dir if ddp.is_main else None, ddp)
+    lock = hold_run(run_dir) if ddp.is_main else None  # before anything is written: a second trainer is refused here
     if ddp.is_main:
         save_config(cfg, run_dir / "config.yaml")
         console.info(f"run folder: {run_dir}" + (f" ({ddp.world} processes)" if ddp.world > 1 else ""))
@@ -60,6 +61,8 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     finally:
         if ddp.is_main:
             draw_curves(run_dir)
+        if lock is not None:
+            lock.close()
         shutdown(ddp)
     if not ddp.is_main:
         return None
