@@ -351,7 +351,7 @@ def test_a_full_disk_mid_training_is_one_line_and_leaves_no_debris(tmp_path, fer
     errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert result.exit_code == 1 and len(errors) == 1, result.output
     assert "No space left on device" in errors[0] and f"fer train --resume {run_dir}" in errors[0]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "train.lock"]
     assert torch.load(run_dir / "last.pt", weights_only=True)["train_state"]["epoch"] == 1
 
 
