@@ -70,13 +70,14 @@ def run_is_held(run_dir: Path) -> bool | None:
         import fcntl
     except ImportError:
         return None
-    if not lock.is_file():
+    try:
+        with open(lock) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+    except OSError:  # none there, or not ours to read
         return None
-    with open(lock) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
     return False
 
 

@@ -355,6 +355,23 @@ def test_a_full_disk_mid_training_is_one_line_and_leaves_no_debris(tmp_path, fer
     assert torch.load(run_dir / "last.pt", weights_only=True)["train_state"]["epoch"] == 1
 
 
+def test_a_run_folder_that_cannot_be_written_is_one_line(tmp_path, fer_folders):
+    """A project under a file (mkdir fails) and a run whose train.lock cannot be opened (standing in for a read-only
+    copy of a run; chmod does not stop root): one line each, saying what to do, and the run left as it was."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    one_error_line(run("train", *tiny_overrides(fer_folders, blocker / "runs", epochs=1)), 1,
+                   f"cannot write to {blocker / 'runs'}", "set train.project to a folder you can write to")
+    assert run("train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1)).exit_code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    (run_dir / "train.lock").unlink()
+    (run_dir / "train.lock").mkdir()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    one_error_line(run("train", "--resume", run_dir, "train.epochs=2"), 1,
+                   f"cannot write to {run_dir / 'train.lock'}", "resume the copy")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
 def test_a_diverged_model_is_refused_not_printed_as_nan(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
     """A NaN model made `fer predict --json` print NaN (not JSON) and `fer eval` crash; now: one line each, and a
     training that diverges stops instead of saving one."""

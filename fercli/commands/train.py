@@ -39,11 +39,14 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     check_recipe(cfg, data.classes)
     check_fits(cfg, len(data.splits["train"]), len(data.classes), resume is None)
     if resume is None and ddp.is_main:
-        run_dir = new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp"))
+        run_dir = writable(lambda: new_run_dir(cfg.train.project, cfg.train.name or (config_path.stem if config_path else "exp")),
+                           "set train.project to a folder you can write to")
     run_dir = broadcast(run_dir if ddp.is_main else None, ddp)
-    lock = hold_run(run_dir) if ddp.is_main else None  # before anything is written: a second trainer is refused here
+    lock = None
     if ddp.is_main:
-        save_config(cfg, run_dir / "config.yaml")
+        how = "copy the run folder somewhere writable and resume the copy" if resume else "set train.project elsewhere"
+        lock = writable(lambda: hold_run(run_dir), how)  # before anything is written: a second trainer stops here
+        writable(lambda: save_config(cfg, run_dir / "config.yaml"), how)
         console.info(f"run folder: {run_dir}" + (f" ({ddp.world} processes)" if ddp.world > 1 else ""))
     reporter = console.RichReporter() if ddp.is_main else SilentReporter()
     try:
@@ -67,6 +70,14 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     if not ddp.is_main:
         return None
     return summarize(run_dir)
+
+
+def writable(make, how: str):
+    """``make()``, with a folder that cannot be created or written (read-only, no permission) said in one line."""
+    try:
+        return make()
+    except OSError as exc:
+        raise OutputError(f"cannot write to {exc.filename or 'the run folder'}: {exc.strerror or exc}; {how}") from None
 
 
 def anchor_paths(cfg: Config, base: Path | None = None) -> Config:
