@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -59,6 +60,13 @@ def friendly_errors(command):
 
             console.error("interrupted")
             raise typer.Exit(130) from None
+        except OSError as exc:  # a path fer could not create, read or write that no check caught: say which
+            if debug or not exc.filename:
+                raise
+            from fercli import console
+
+            console.error(f"{os.path.abspath(exc.filename)}: {exc.strerror or exc}; {os_error_hint(exc.errno)}")
+            raise typer.Exit(1) from None
         except ModuleNotFoundError as exc:
             if debug or exc.name not in TRAINING_STACK:
                 raise
@@ -69,6 +77,18 @@ def friendly_errors(command):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def os_error_hint(errno_code: int | None) -> str:
+    import errno
+
+    if errno_code in (errno.EEXIST, errno.ENOTDIR):
+        return "a file stands where a folder is needed; choose another path"
+    if errno_code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "choose a place you can write to"
+    if errno_code == errno.ENOSPC:
+        return "free some space and run it again"
+    return "check the path and run it again"
 
 
 @app.command(context_settings={"allow_extra_args": False})

@@ -88,8 +88,10 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:  # a full disk or Ctrl-C mid-write: leave neither half a file nor the temporary
+    except BaseException as exc:  # a full disk or Ctrl-C mid-write: leave neither half a file nor the temporary
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename == str(tmp):  # name the file the user asked for
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -372,6 +372,26 @@ def test_a_run_folder_that_cannot_be_written_is_one_line(tmp_path, fer_folders):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
+def test_outputs_that_cannot_be_written_are_one_line_naming_the_path(tmp_path, fer_folders, trained_checkpoint,
+                                                                    monkeypatch):
+    """A file where an output folder should be: predict --save, export, visualize and eval (runs/ in the working
+    directory) each say which path and what to do, with no traceback; nothing is left behind."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    hint = "a file stands where a folder is needed"
+    one_error_line(run("predict", EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json",
+                       "--save", blocker / "out.jpg"), 1, f"{blocker}: ", hint)
+    one_error_line(run("export", "-c", trained_checkpoint, "-o", blocker / "m.onnx"), 1, f"{blocker}: ", hint)
+    one_error_line(run("visualize", "-c", trained_checkpoint, "--data", fer_folders, "--n", "4",
+                       "-o", blocker / "grid.png"), 1, f"{blocker}: ", hint)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs").write_text("a file named runs")
+    monkeypatch.chdir(work)
+    one_error_line(run("eval", "-c", trained_checkpoint, "--data", fer_folders), 1, str(work / "runs"), hint)
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in work.iterdir()) == ["runs"]
+
+
 def test_a_diverged_model_is_refused_not_printed_as_nan(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
     """A NaN model made `fer predict --json` print NaN (not JSON) and `fer eval` crash; now: one line each, and a
     training that diverges stops instead of saving one."""

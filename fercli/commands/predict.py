@@ -16,7 +16,7 @@ from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
 from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image
-from fercli.runs import refuse_overwrite
+from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.video import Sampling, is_video_path
 
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
@@ -136,7 +136,7 @@ def save_annotated(result: ImageResult, target: Path, top_k: int) -> Path:
     rgb = read_image(Path(result.path), gray=False)
     scale = rgb.shape[1] / result.size[0] if result.size[0] else 1.0
     canvas = draw_faces(np.ascontiguousarray(rgb[:, :, ::-1]), result.faces, scale, top_k)  # OpenCV draws in BGR
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(target), canvas):
+    if not cv2.haveImageWriter(str(target)):
         raise InputError(f"--save {target}: OpenCV cannot write this format; use .jpg or .png")
+    write_image_atomic(canvas, target)  # a folder that cannot be written: an OSError naming it, one line from the CLI
     return target
