@@ -1,5 +1,5 @@
 """``fer runs``: where each training run stands (epochs done, best validation accuracy, finished or not),
-read from its config.yaml and metrics.csv only, so it is instant even while a run is training."""
+read from its config.yaml, metrics.csv and train.lock only, so it is instant even while a run is training."""
 
 from __future__ import annotations
 
