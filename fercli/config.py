@@ -76,6 +76,7 @@ class TrainConfig:
     teacher: tuple[str, ...] = ()  # checkpoints to distil from (probabilities averaged)
     distill_temperature: float = 4.0
     distill_weight: float = 0.5
+    teacher_flip: bool = False  # teachers also see the mirrored batch; their targets are the two views' average
     calibrate: bool = True  # fit a softmax temperature on the validation split at the end
 
 

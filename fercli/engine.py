@@ -282,7 +282,7 @@ def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, 
         loss = criterion(logits, labels)
     if teachers:
         t = cfg.train.distill_temperature
-        target = teacher_probs(teachers, x, pre, t)
+        target = teacher_probs(teachers, x, pre, t, flip=cfg.train.teacher_flip)
         kd = F.kl_div(F.log_softmax(logits.float() / t, dim=1), target, reduction="batchmean") * t * t
         loss = (1 - cfg.train.distill_weight) * loss + cfg.train.distill_weight * kd
     return loss, logits
@@ -297,14 +297,17 @@ def pick_mix(cfg: Config, gen: torch.Generator):
 
 
 @torch.no_grad()
-def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float) -> torch.Tensor:
+def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float, flip: bool = False) -> torch.Tensor:
+    """The teachers' averaged softened probabilities for the student's own (augmented) batch. With ``flip``
+    each teacher also sees the mirror image, as flip TTA does: long-trained teachers gain a point from it."""
     probs = []
     for teacher in teachers:
         tp = teacher.preprocess
         xt = (x * pre.std + pre.mean - tp.mean) / tp.std
         if xt.shape[-1] != tp.input_size:
             xt = F.interpolate(xt, size=(tp.input_size, tp.input_size), mode="bilinear", align_corners=False)
-        probs.append(F.softmax(teacher.model(xt).float() / t, dim=1))
+        for view in (xt, xt.flip(-1)) if flip else (xt,):
+            probs.append(F.softmax(teacher.model(view).float() / t, dim=1))
     return torch.stack(probs).mean(0)
 
 

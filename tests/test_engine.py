@@ -10,7 +10,7 @@ from fercli.checkpoint import load_model, read_checkpoint
 from fercli.config import config_from_dict, load_config
 from fercli.data import load_dataset
 from fercli.calibration import fit_temperature
-from fercli.engine import SilentReporter, fit, lr_factor
+from fercli.engine import SilentReporter, fit, lr_factor, teacher_probs
 from fercli.runs import new_run_dir
 
 
@@ -109,6 +109,17 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path, fer_folders, trained_c
     _, taught = train(taught_cfg, tmp_path / "runs", "taught")
     # Same seed and data: only the teacher's soft targets can change the loss.
     assert taught.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+def test_flip_averaged_teacher_targets_are_the_same_for_an_image_and_its_mirror(trained_checkpoint):
+    teacher = load_model(trained_checkpoint, torch.device("cpu"))
+    pre = teacher.preprocess
+    x = torch.randn(8, pre.channels, pre.input_size, pre.input_size, generator=torch.Generator().manual_seed(0))
+    plain, mirrored = (teacher_probs([teacher], v, pre, t=4.0) for v in (x, x.flip(-1)))
+    assert not torch.allclose(plain, mirrored, atol=1e-4)  # the network itself is not mirror-symmetric
+    flip, flip_mirrored = (teacher_probs([teacher], v, pre, t=4.0, flip=True) for v in (x, x.flip(-1)))
+    torch.testing.assert_close(flip, flip_mirrored)
+    torch.testing.assert_close(flip.sum(1), torch.ones(8))
 
 
 def test_cpu_bf16_is_opt_in_and_only_where_the_cpu_has_it(monkeypatch):
