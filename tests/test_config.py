@@ -51,11 +51,17 @@ def test_config_round_trips_through_plain_data():
     assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
-def test_shipped_configs_load():
-    from pathlib import Path
+def test_shipped_configs_load_and_build_a_network_of_at_most_16_mb():
+    from fercli.engine import build_model
+    from fercli.models import count_parameters
 
-    for path in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
-        load_config(path)
+    paths = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert len(paths) >= 10
+    for path in paths:
+        cfg = load_config(path)
+        classes = 8 if cfg.data.labels == "ferplus" else 7
+        params = count_parameters(build_model(cfg, classes))
+        assert 100_000 < params and params * 4 <= 16_000_000, (path.name, params)  # issue 16: checkpoints <= 16 MB
 
 
 def test_seed_config_is_the_seed_recipe_at_a_learning_rate_that_trains():
