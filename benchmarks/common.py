@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +13,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013"
+
+
+def run_benchmark(main) -> None:
+    """Run a benchmark's main: a problem with what it was given (a missing data folder, a checkpoint of other
+    classes) is one line on stderr and fer's exit code, as with the fer command, not a traceback."""
+    from fercli.console import error
+    from fercli.errors import FerError
+
+    try:
+        main()
+    except FerError as exc:
+        error(str(exc))
+        sys.exit(exc.exit_code)
 
 
 def machine() -> str:

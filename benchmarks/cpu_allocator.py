@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-from common import data_arg, machine, print_table
+from common import data_arg, machine, print_table, run_benchmark
 
 RECIPES = {"seed.yaml": "batch 16 (seed_cnn)", "fer2013.yaml": "batch 64 (default vgg)"}
 
@@ -66,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from common import data_arg, machine, median_time, print_table
+from common import data_arg, machine, median_time, print_table, run_benchmark
 from fercli.config import DataConfig
 from fercli.data import load_dataset
 
@@ -31,4 +31,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

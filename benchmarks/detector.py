@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common import data_arg, machine, print_table, sample_photos
+from common import data_arg, machine, print_table, run_benchmark, sample_photos
 from fercli.align import YUNET_FRAMING, Framing, aligned_crop
 from fercli.classifier import open_classifier
 from fercli.config import DataConfig
@@ -201,8 +201,7 @@ def detectors_on_photos(data: str, repeats: int = 3) -> None:
                     f"{repeats}); {machine()}", ["longest side", "detector", "faces found", "extra boxes", "time / photo"], rows)
 
 
-
-if __name__ == "__main__":
+def main() -> None:
     parser = data_arg(__doc__.splitlines()[0])
     parser.add_argument("--split", default="val", choices=("val", "test"), help="val (PublicTest) to choose, test once")
     parser.add_argument("--faces", type=int, default=1000)
@@ -214,3 +213,7 @@ if __name__ == "__main__":
         planted_faces(args.split, args.faces, args.data, args.sweep)
     if not args.skip_photos:
         detectors_on_photos(args.data)
+
+
+if __name__ == "__main__":
+    run_benchmark(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common import data_arg, machine, print_table
+from common import data_arg, machine, print_table, run_benchmark
 from fercli.choices import TTA
 from fercli.evaluation import average_probs, clean_part, load_split, model_logits, open_classifiers
 from fercli.metrics import paired_comparison
@@ -64,4 +64,4 @@ def short_name(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

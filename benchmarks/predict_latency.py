@@ -20,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, ROOT, gflop_per_image, machine, matmul_gflops, print_table, sample_photos, write_photo_folder
+from common import (
+    DEFAULT_DATA, ROOT, gflop_per_image, machine, matmul_gflops, print_table, run_benchmark,
+    sample_photos, write_photo_folder,
+)
 from fercli.shipped import default_checkpoint
 
 PARTS = r"""
@@ -157,4 +160,4 @@ def matmul_reference(checkpoint: Path, fp32_rate: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from common import ROOT, data_arg, machine, print_table
+from common import ROOT, data_arg, machine, print_table, run_benchmark
 from fercli.config import load_config
 from fercli.data import Split, load_dataset
 from fercli.engine import SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, train_one_epoch
@@ -66,4 +66,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

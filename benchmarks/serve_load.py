@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, machine, print_table
+from common import ROOT, machine, print_table, run_benchmark
 
 
 def free_port() -> int:
@@ -100,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import ROOT, data_arg, machine, print_table
+from common import ROOT, data_arg, machine, print_table, run_benchmark
 
 
 def main() -> None:
@@ -42,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from common import ROOT, data_arg, gflop_per_image, machine, matmul_gflops, median_time, print_table
+from common import ROOT, data_arg, gflop_per_image, machine, matmul_gflops, median_time, print_table, run_benchmark
 from fercli.config import load_config
 from fercli.data import Split, load_dataset
 from fercli.engine import SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, train_one_epoch
@@ -135,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

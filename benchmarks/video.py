@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import ROOT, machine, print_table
+from common import ROOT, machine, print_table, run_benchmark
 
 SIZES = ((640, 480), (1280, 720))
 FPS = 25
@@ -111,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -301,3 +301,14 @@ def test_eval_pictures_name_the_model_and_split(tmp_path, fer_folders, trained_c
     assert invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--split", "val").exit_code == 0
     assert len(titles) == 2 and all(t.startswith(f"best.pt on {fer_folders.name} val (") for t in titles), titles
     assert (tmp_path / "runs" / "eval" / "exp" / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_a_benchmark_given_a_bad_checkpoint_says_one_line(tmp_path, trained_checkpoint):
+    """The benchmark scripts report what fer reports: one line and fer's exit code, not a traceback."""
+    missing = tmp_path / "no_such.pt"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "model_selection.py"
+    done = subprocess.run([sys.executable, str(script), str(trained_checkpoint), str(missing), "--data", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("error:") and "no_such.pt" in done.stderr, done.stderr
