@@ -50,6 +50,13 @@ def test_resume_refuses_changing_the_recipe(tmp_path, trained_checkpoint):
     assert result.exit_code == 2 and "cannot change optim.lr when resuming" in result.stderr
 
 
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path):
+    result = invoke("train", "--resume", tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "no run to continue there" in result.stderr and "fer runs" in result.stderr
+    assert "omit --checkpoint" not in result.stderr
+
+
 def test_eval_writes_report_and_json(tmp_path, fer_folders, trained_checkpoint, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("eval", "-c", trained_checkpoint, "--data", fer_folders, "--split", "test", "--tta", "flip")
