@@ -121,7 +121,7 @@ def prepare_resume(resume: Path, overrides: list[str]) -> tuple[Config, Path, di
     run_dir = last.parent
     if not last.is_file():  # read_checkpoint's hint (omit --checkpoint) does not fit a resume
         raise ConfigError(f"--resume {resume}: no run to continue there (no {last.name}); "
-                          f"fer runs PROJECT lists the run folders that can be resumed")
+                          "fer runs PROJECT lists the run folders that can be resumed")
     payload = read_checkpoint(last)
     if "train_state" not in payload:
         raise ConfigError(f"{last}: has no training state to resume from (only last.pt has it)")
