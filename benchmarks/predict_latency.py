@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--photo", default=str(ROOT / "examples" / "astronaut.jpg"))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="FER-2013 folder, to calibrate the int8 export")
+    parser.add_argument("--against", type=Path, help="another .onnx model (say, the previous release) timed in the same "
+                        "run: fer predict end to end, taking turns with the default, and its faces/s")
     args = parser.parse_args()
     help_times = []
     for _ in range(args.runs):
@@ -105,14 +107,29 @@ def main() -> None:
     title = f"latency in seconds, median of {args.runs} runs ({machine()})"
     print_table(title, ["step", "default (.onnx)", "-c fer_vgg.pt"], rows)
     print(f"end to end: the ONNX default is {e2e['torch'] / e2e['onnx']:.1f}x faster than the PyTorch checkpoint")
+    if args.against:
+        print(against_end_to_end(args.photo, args.against, args.runs))
     photos_end_to_end(args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         engines = {"onnxruntime fp32": models["onnx"], **int8_export(models["torch"], args.data, Path(tmp)),
                    "torch fp32": models["torch"]}
+        if args.against:
+            engines[f"{args.against.name} fp32"] = args.against
         rates = {batch: faces_per_second(engines, batch) for batch in (1, 32, 256)}
     rows = [[batch, *(f"{rate:,.0f}" for rate in by_engine.values())] for batch, by_engine in rates.items()]
     print_table("classifier throughput, faces/s (48x48 crops, CPU, median of 7)", ["batch", *engines], rows)
     print(matmul_reference(models["torch"], rates[256]["onnxruntime fp32"]))
+
+
+def against_end_to_end(photo: str, other: Path, runs: int) -> str:
+    """The default and another ONNX model taking turns, so a slow spell of this shared machine hits both alike."""
+    times: dict[str, list[float]] = {"default": [], "other": []}
+    for _ in range(runs):
+        times["default"] += end_to_end(photo, [], 1)
+        times["other"] += end_to_end(photo, ["-c", str(other)], 1)
+    default, against = (statistics.median(t) for t in times.values())
+    return (f"fer predict end to end, taking turns: the default {default:.3f} s, -c {other.name} {against:.3f} s "
+            f"({default / against:.2f}x its time)")
 
 
 def photos_end_to_end(runs: int) -> None:
