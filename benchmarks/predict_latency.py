@@ -6,6 +6,7 @@ Photos as people have them: one 12-megapixel JPEG, and a folder of 100 JPEGs of 
 (the default) and Haar side by side.
 
 Usage: python benchmarks/predict_latency.py [--photo examples/astronaut.jpg] [--runs 7] [--data ../shared/data/fer2013]
+       [--against previous_release.onnx]   # that model timed in the same run, beside the shipped one
 """
 
 from __future__ import annotations
