@@ -221,10 +221,12 @@ def start_training(tmp_path, fer_folders, *extra):
 
 
 def wait_for_epochs(run_dir: Path, epochs: int, timeout: float = 120) -> None:
+    """Until last.pt holds at least ``epochs`` epochs. Each epoch writes its metrics.csv row before its last.pt, so
+    a row for epoch n says nothing of last.pt yet; the row for epoch n + 1 comes after last.pt for epoch n."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         metrics = run_dir / "metrics.csv"
-        if metrics.is_file() and len(metrics.read_text().splitlines()) > epochs:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) > epochs + 1:  # a header, then epochs + 1 rows
             return
         time.sleep(0.05)
     raise AssertionError("training did not get far enough")
