@@ -77,6 +77,10 @@ class TrainConfig:
     distill_temperature: float = 4.0
     distill_weight: float = 0.5
     teacher_flip: bool = False  # teachers also see the mirrored batch; their targets are the two views' average
+    # Teachers label each training image once, before epoch 1 (flip-averaged, kept in the run folder), instead of
+    # every augmented batch: training then runs at the student's own speed. The target is
+    # (1 - distill_weight) x label + distill_weight x softmax(teacher log-probability / distill_temperature).
+    distill_offline: bool = False
     calibrate: bool = True  # fit a softmax temperature on the validation split at the end
 
 

@@ -68,6 +68,10 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
         torch.set_flush_denormal(True)
     torch.manual_seed(cfg.train.seed)
     pre = build_preprocess(cfg, data.splits["train"])
+    teacher = load_teachers(cfg.train.teacher, data.classes, device)
+    if teacher and cfg.train.distill_offline:  # their labels become the training targets; no teacher in the loop
+        data = with_teacher_targets(data, teacher, cfg, device, run_dir, reporter, write=ddp.is_main)
+        teacher = []
     net = build_model(cfg, len(data.classes))
     if cfg.train.init:  # on resume too: the run keeps the input normalisation its starting weights expect
         pre = start_from(cfg.train.init, net, cfg, data.classes, pre)
@@ -81,7 +85,6 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
     if resume is not None:
         state = restore(resume, net, optimizer)
     model = wrap_model(net, ddp, device)  # same parameters as net; DDP averages their gradients
-    teacher = load_teachers(cfg.train.teacher, device)
     criterion = build_criterion(cfg, data.splits["train"], device)
     precision = " (bf16 autocast)" if autocast_dtype(device, cfg.runtime.amp, cfg.runtime.cpu_bf16) else ""
     reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": f"{device}{precision}",
@@ -210,8 +213,60 @@ def build_criterion(cfg: Config, train: Split, device: torch.device) -> nn.Modul
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.optim.label_smoothing)
 
 
-def load_teachers(paths: tuple[str, ...], device: torch.device) -> list:
-    return [load_model(p, device) for p in paths]
+def load_teachers(paths: tuple[str, ...], classes: tuple[str, ...], device: torch.device) -> list:
+    teachers = [load_model(p, device) for p in paths]
+    for path, teacher in zip(paths, teachers):
+        if teacher.classes != classes:  # its probabilities would land on the wrong classes without a word
+            raise ConfigError(f"train.teacher: {path} predicts {list(teacher.classes)}, the data has {list(classes)}; "
+                              "a teacher must know the same classes in the same order")
+    return teachers
+
+
+def with_teacher_targets(data: Dataset, teachers: list, cfg: Config, device, run_dir: Path, reporter: Reporter,
+                         write: bool = True) -> Dataset:
+    """The training split with targets that mix its labels (or vote distributions) with the teachers'."""
+    train = data.splits["train"]
+    for path, teacher in zip(cfg.train.teacher, teachers):
+        if (teacher.preprocess.image_size, teacher.preprocess.channels) != (train.images.shape[-1], train.images.shape[1]):
+            raise ConfigError(f"train.teacher: {path} reads {teacher.preprocess.image_size}-pixel images with "
+                              f"{teacher.preprocess.channels} channel(s), unlike data.image_size/data.channels; "
+                              "offline distillation labels the data's own images: use teachers trained at that size")
+    probs = cached_teacher_probs(teachers, train, cfg, device, run_dir / "teacher_targets.pt", reporter, write)
+    labels = train.soft if train.soft is not None else F.one_hot(train.labels, len(data.classes)).float()
+    w = cfg.train.distill_weight
+    return replace(data, splits={**data.splits, "train": replace(train, soft=(1 - w) * labels + w * probs)})
+
+
+def cached_teacher_probs(teachers: list, train: Split, cfg: Config, device, path: Path, reporter: Reporter,
+                         write: bool) -> torch.Tensor:
+    """Labelling the training split takes minutes on a CPU: done once per run, kept beside last.pt for --resume.
+    The key names the teachers' files, the temperature and the images, so a stale file is never used."""
+    import hashlib
+
+    from fercli.checkpoint import file_fingerprint
+    from fercli.runs import write_atomic
+
+    parts = [file_fingerprint(p) for p in cfg.train.teacher] + [str(cfg.train.distill_temperature), str(len(train))]
+    key = hashlib.sha1("|".join(parts).encode() + train.images.numpy().tobytes()).hexdigest()[:16]
+    if path.is_file():
+        cached = torch.load(path, weights_only=True)
+        if cached.get("key") == key:
+            return cached["probs"]
+    reporter.message(f"teachers labelling the {len(train):,} training images (flip-averaged), once for this run")
+    per_teacher = []
+    for number, (source, teacher) in enumerate(zip(cfg.train.teacher, teachers), start=1):
+        per_teacher.append(offline_teacher_probs(teacher, train.images, cfg.train.distill_temperature, device))
+        reporter.message(f"  teacher {number}/{len(teachers)} done: {source}")
+    probs = torch.stack(per_teacher).mean(0)
+    if write:
+        write_atomic(path, lambda tmp: torch.save({"key": key, "probs": probs}, tmp))
+    return probs
+
+
+def offline_teacher_probs(teacher, images: torch.Tensor, t: float, device) -> torch.Tensor:
+    """[N, K]: the teacher's flip-TTA log-probability for each whole (un-augmented) image, softened by ``t``.
+    The teacher sees the image as its own evaluation does (its centre crop)."""
+    return F.softmax(predict_logits(teacher.model, images, teacher.preprocess, device, tta="flip") / t, dim=1)
 
 
 # ---------------------------------------------------------------- one epoch

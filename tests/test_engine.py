@@ -10,7 +10,9 @@ from fercli.checkpoint import load_model, read_checkpoint
 from fercli.config import config_from_dict, load_config
 from fercli.data import load_dataset
 from fercli.calibration import fit_temperature
-from fercli.engine import SilentReporter, fit, lr_factor, teacher_probs
+from fercli.engine import SilentReporter, fit, lr_factor, teacher_probs, with_teacher_targets
+from fercli.errors import ConfigError
+from fercli.inference import predict_logits
 from fercli.runs import new_run_dir
 
 
@@ -109,6 +111,56 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path, fer_folders, trained_c
     _, taught = train(taught_cfg, tmp_path / "runs", "taught")
     # Same seed and data: only the teacher's soft targets can change the loss.
     assert taught.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+def test_offline_distillation_labels_the_training_images_once(tmp_path, fer_folders, trained_checkpoint):
+    base = tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + ["augment.erase=0"]
+    _, plain = train(load_config(None, base), tmp_path / "runs", "plain")
+    offline = base + [f"train.teacher=[{trained_checkpoint}]", "train.distill_offline=true", "train.distill_weight=0.9",
+                      "train.distill_temperature=1"]
+    run_dir, taught = train(load_config(None, offline), tmp_path / "runs", "offline")
+    assert taught.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    cached = torch.load(run_dir / "teacher_targets.pt", weights_only=True)
+    data = load_dataset(load_config(None, base).data)
+    probs = cached["probs"]
+    assert probs.shape == (len(data.splits["train"]), 7) and torch.allclose(probs.sum(1), torch.ones(len(probs)))
+    # The teacher's own flip-TTA probabilities for the un-augmented images, not something else of the right shape.
+    teacher = load_model(trained_checkpoint, torch.device("cpu"))
+    expected = torch.softmax(predict_logits(teacher.model, data.splits["train"].images, teacher.preprocess, "cpu",
+                                            tta="flip"), dim=1)
+    assert torch.allclose(probs, expected, atol=1e-5)
+
+
+def test_offline_targets_mix_labels_and_teachers_and_the_cache_is_keyed(tmp_path, fer_folders, trained_checkpoint):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs") + [f"train.teacher=[{trained_checkpoint}]",
+                                                                             "train.distill_weight=0.25"])
+    data = load_dataset(cfg.data)
+    teachers = [load_model(trained_checkpoint, torch.device("cpu"))]
+    train_split = data.splits["train"]
+    first = with_teacher_targets(data, teachers, cfg, "cpu", tmp_path, SilentReporter()).splits["train"].soft
+    probs = torch.load(tmp_path / "teacher_targets.pt", weights_only=True)["probs"]
+    onehot = torch.nn.functional.one_hot(train_split.labels, 7).float()
+    assert torch.allclose(first, 0.75 * onehot + 0.25 * probs)
+    # Same teachers, temperature and images: the file is used (a doctored one shows it); another temperature: not.
+    doctored = torch.full_like(probs, 1 / 7)
+    torch.save({**torch.load(tmp_path / "teacher_targets.pt", weights_only=True), "probs": doctored},
+               tmp_path / "teacher_targets.pt")
+    again = with_teacher_targets(data, teachers, cfg, "cpu", tmp_path, SilentReporter()).splits["train"].soft
+    assert torch.allclose(again, 0.75 * onehot + 0.25 * doctored)
+    hotter = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs") + [f"train.teacher=[{trained_checkpoint}]",
+                                                                                "train.distill_weight=0.25",
+                                                                                "train.distill_temperature=2"])
+    recomputed = with_teacher_targets(data, teachers, hotter, "cpu", tmp_path, SilentReporter()).splits["train"].soft
+    assert not torch.allclose(recomputed, 0.75 * onehot + 0.25 * doctored)
+
+
+def test_a_teacher_with_other_classes_is_refused(tmp_path, fer_folders, trained_checkpoint):
+    payload = torch.load(trained_checkpoint, weights_only=True)
+    payload["classes"] = list(reversed(payload["classes"]))
+    torch.save(payload, tmp_path / "reversed.pt")
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=1) + [f"train.teacher=[{tmp_path / 'reversed.pt'}]"])
+    with pytest.raises(ConfigError, match="same classes in the same order"):
+        train(cfg, tmp_path / "runs")
 
 
 def test_flip_averaged_teacher_targets_are_the_same_for_an_image_and_its_mirror(trained_checkpoint):
