@@ -28,7 +28,9 @@ class DataConfig:
     cache_dir: str = ""  # empty: $FER_CACHE_DIR or ~/.cache/fer
     skip_bad: bool = False  # skip unreadable images with a warning instead of stopping
     labels: str = "fer2013"  # fer2013: the folders' labels; ferplus: FER+'s crowd majority, 8 classes (see ferplus.py)
-    targets: str = "majority"  # with labels=ferplus: train on the majority label, or on the vote distribution ("votes")
+    targets: str = "majority"  # with labels=ferplus: train on the majority label, or on the vote distribution ("votes");
+    # with labels=fer2013, "mixed": each training target is (1 - vote_weight) x the label + vote_weight x FER+'s votes
+    vote_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,9 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("data.channels", lambda v: v in (1, 3), "1 (gray) or 3 (RGB)"),
     ("data.val_fraction", lambda v: 0 < v < 0.9, "between 0 and 0.9"),
     ("data.labels", lambda v: v in ("fer2013", "ferplus"), "fer2013 or ferplus"),
-    ("data.targets", lambda v: v in ("majority", "votes"), "majority or votes (votes needs data.labels=ferplus)"),
+    ("data.targets", lambda v: v in ("majority", "votes", "mixed"),
+     "majority, votes (needs data.labels=ferplus) or mixed (needs data.labels=fer2013)"),
+    ("data.vote_weight", lambda v: 0 <= v <= 1, "0 to 1"),
     ("augment.erase", lambda v: 0 <= v <= 1, "a probability, 0 to 1"),
     ("augment.rotate", lambda v: 0 <= v <= 180, "0 to 180 degrees"),
     ("augment.scale", lambda v: 0 <= v < 1, "0 or more, below 1"),
@@ -179,6 +183,8 @@ def check_ranges(cfg: Config) -> Config:
             raise ConfigError(f"{key}={value!r}: must be {meaning}")
     if cfg.data.targets == "votes" and cfg.data.labels != "ferplus":
         raise ConfigError("data.targets=votes: vote distributions come from FER+; set data.labels=ferplus too")
+    if cfg.data.targets == "mixed" and cfg.data.labels != "fer2013":
+        raise ConfigError("data.targets=mixed: mixes FER+'s votes into FER-2013's labels; set data.labels=fer2013")
     crop, size = cfg.augment.crop, cfg.data.image_size
     if crop and not 8 <= crop <= size:
         raise ConfigError(f"augment.crop={crop!r}: must be 0 (no crop) or from 8 to data.image_size ({size})")

@@ -155,3 +155,24 @@ def ferplus_dataset(dataset: Dataset, root: Path, warn: Warn = lambda _msg: None
     warn(f"FER+ labels from {where}: {dropped:,} image(s) without a FER+ majority left out")
     kind = "+ferplus-votes" if soft else "+ferplus"
     return replace(dataset, classes=FERPLUS_CLASSES, splits=splits, fingerprint=f"{dataset.fingerprint}{kind}")
+
+
+def mix_vote_targets(dataset: Dataset, root: Path, weight: float, warn: Warn = lambda _msg: None) -> Dataset:
+    """FER-2013's labels kept (and scored against), but each training image's target becomes (1 - ``weight``) x its
+    label + ``weight`` x its FER+ vote distribution over the same classes (data.targets=mixed): ten people's view
+    of the face softens a label that is wrong for about one image in ten. Images without usable votes keep their
+    label; validation and test are untouched."""
+    lookup, where = votes_lookup(root)
+    train = dataset.splits["train"]
+    targets = torch.nn.functional.one_hot(train.labels, len(dataset.classes)).float()
+    mixed = 0
+    for i, source in enumerate(train.sources):
+        row = lookup(source)
+        if row is None or not any(kept_votes(row)[j] for j, e in enumerate(EMOTIONS) if TO_FER[e] in dataset.classes):
+            continue  # no votes, or only for contempt, unknown or not-a-face: nothing to mix in
+        targets[i] = (1 - weight) * targets[i] + weight * torch.from_numpy(vote_distribution(row, dataset.classes))
+        mixed += 1
+    warn(f"FER+ votes from {where} mixed into {mixed:,} of {len(train):,} training targets (weight {weight})")
+    splits = {**dataset.splits, "train": replace(train, soft=targets)}
+    return replace(dataset, splits=splits, fingerprint=f"{dataset.fingerprint}+ferplus-mix{weight}")
+

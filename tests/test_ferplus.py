@@ -128,6 +128,46 @@ def test_training_on_vote_distributions(tmp_path, fer_folders):
         load_config(None, ["data.targets=votes"])
 
 
+def test_mixed_targets_soften_fer2013_labels_with_the_votes(tmp_path, fer_folders):
+    """data.targets=mixed: 7 classes and FER-2013's labels kept; targets = (1 - w) x label + w x votes, unless the
+    image has no votes or only ones outside the seven."""
+    from conftest import tiny_overrides
+    from fercli.config import load_config
+    from fercli.data import load_dataset
+    from fercli.errors import ConfigError
+    from fercli.ferplus import mix_vote_targets
+
+    files = sorted(p for p in fer_folders.rglob("Training_*.jpg"))
+    rows = [",".join(("file", *VOTE_COLUMNS))]
+    for i, path in enumerate(files[1:]):  # the first training image has no row at all
+        row = votes(contempt=10) if i == 0 else votes(happiness=6, surprise=4)
+        rows.append(",".join((path.relative_to(fer_folders).as_posix(), *map(str, row))))
+    (fer_folders / "ferplus.csv").write_text("\n".join(rows) + "\n")
+    cfg = load_config(None, [*tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.targets=mixed",
+                             "data.vote_weight=0.4"])
+    plain = load_dataset(cfg.data)
+    data = mix_vote_targets(plain, fer_folders, 0.4)
+    train = data.splits["train"]
+    assert data.classes == plain.classes and torch.equal(train.labels, plain.splits["train"].labels)
+    by_file = {source: i for i, source in enumerate(train.sources)}
+    onehot = torch.nn.functional.one_hot(train.labels, 7).float()
+    happy, surprise = data.classes.index("happy"), data.classes.index("surprise")
+    for number, path in enumerate(files):
+        i = by_file[str(path)]
+        expected = onehot[i].clone()
+        if number >= 2:  # not the one without votes, not the contempt-only one
+            expected = 0.6 * expected
+            expected[happy] += 0.4 * 0.6
+            expected[surprise] += 0.4 * 0.4
+        assert torch.allclose(train.soft[i], expected), path.name
+    assert data.splits["val"].soft is None
+    result = runner.invoke(app, ["train", *tiny_overrides(fer_folders, tmp_path / "runs", epochs=1), "data.targets=mixed"])
+    assert result.exit_code == 0, result.output
+    assert "mixed into" in result.stderr
+    with pytest.raises(ConfigError, match="set data.labels=fer2013"):
+        load_config(None, ["data.labels=ferplus", "data.targets=mixed"])
+
+
 def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders, monkeypatch):
     """data.labels=ferplus: FER+ majorities, contempt included; images without a majority are left out."""
     from conftest import tiny_overrides
