@@ -39,7 +39,7 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     elif cfg.data.targets == "mixed":
         from fercli.ferplus import mix_vote_targets
 
-        data = mix_vote_targets(data, Path(cfg.data.root), cfg.data.vote_weight, warn=console.warn)
+        data = mix_vote_targets(data, Path(cfg.data.root), cfg.data.vote_weight, warn=console.info)
     check_recipe(cfg, data.classes)
     check_fits(cfg, len(data.splits["train"]), len(data.classes), resume is None)
     if resume is None and ddp.is_main:
