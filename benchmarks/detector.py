@@ -9,6 +9,10 @@
 2. Photos: Haar (the old default: full resolution) vs Haar and YuNet at --detect-size, on the example
    photos, a face-free photo and planted scenes, each resized to several sizes: faces found, extra
    boxes and time per photo (decode + detect).
+3. Photos stored turned (sideways or upside down, no EXIF tag): planted scenes, the sample photos and
+   face-free scenes, each stored at 0, 90, 180 and 270 degrees, through FaceAnalyzer with the search of
+   turned views (the default) and without (--no-orient): faces found, turn chosen, expressions read right,
+   phantom faces, time per photo.
 
 Usage: python benchmarks/detector.py [--split val] [--faces 1000] [--data ../shared/data/fer2013] [--sweep]
 """
@@ -32,7 +36,8 @@ from fercli.classifier import open_classifier
 from fercli.config import DataConfig
 from fercli.data import load_dataset
 from fercli.choices import DETECT_SIZE, MIN_SCORE, TTA
-from fercli.detect import Haar, YuNet
+from fercli.detect import Detection, Haar, YuNet
+from fercli.faces import FaceAnalyzer
 from fercli.images import read_photo
 
 SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -201,6 +206,97 @@ def detectors_on_photos(data: str, repeats: int = 3) -> None:
                     f"{repeats}); {machine()}", ["longest side", "detector", "faces found", "extra boxes", "time / photo"], rows)
 
 
+# ---------------------------------------------------------------- photos stored turned
+
+
+def stored_turned(image: np.ndarray, centres: list[tuple[float, float]], turns: int):
+    """The photo as a camera without an EXIF tag would store it: turned clockwise by turns x 90 degrees, and
+    where its face centres land (turning it back, np.rot90(stored, turns), gives the upright photo)."""
+    stored = np.ascontiguousarray(np.rot90(image, -turns))
+    size = (stored.shape[1], stored.shape[0])
+    return stored, [Detection((x, y, 0.0, 0.0), None).turned_back(turns, size).box[:2] for x, y in centres]
+
+
+def faces_at(record: dict, centres: list[tuple[float, float]]) -> list[dict | None]:
+    """For each centre, the reported face whose box holds it (None: missed)."""
+    def holds(box, c):
+        x, y, w, h = box
+        return x <= c[0] <= x + w and y <= c[1] <= y + h
+    return [next((f for f in record["faces"] if holds(f["box"], c)), None) for c in centres]
+
+
+def turned_photos(split: str, count: int, data: str, repeats: int = 3) -> None:
+    chosen = load_dataset(DataConfig(root=data)).split(split)
+    rng = np.random.default_rng(2)
+    picks = rng.choice(len(chosen), size=min(count, len(chosen)), replace=False)
+    photos = textures()
+    scenes = [plant(chosen.images[i, 0].numpy(), int(chosen.labels[i]), rng, photos) for i in picks]
+    classes = open_classifier().classes
+    analyzer = FaceAnalyzer()
+    direct = analyzer.classifier.probabilities(chosen.images[picks, 0].numpy(), tta=TTA.flip).argmax(1)
+    rows = []
+    for orient in (False, True):
+        for turns in range(4):
+            found = right = right_turn = 0
+            for scene, direct_label in zip(scenes, direct):
+                stored, (centre,) = stored_turned(scene.image, [scene.center], turns)
+                record = analyzer.predict(stored, orient=orient)
+                (face,) = faces_at(record, [centre])
+                if face is not None:
+                    found += 1
+                    right += classes.index(face["label"]) == scene.label
+                    right_turn += record["turned"] == 90 * turns
+            rows.append(["search (default)" if orient else "--no-orient", f"{90 * turns}", f"{found / len(scenes):.1%}",
+                         f"{right_turn / max(found, 1):.1%}", f"{right / max(found, 1):.2%}"])
+    direct_right = float((direct == np.array([s.label for s in scenes])).mean())
+    print_table(f"{len(scenes)} planted {split} faces, the scene stored turned clockwise (direct on the 48x48 crops, "
+                f"TTA flip: {direct_right:.2%})", ["faces", "stored turned", "found", "read in the upright turn",
+                                                   "expression right (of found)"], rows)
+
+    samples = sample_photos()
+    rows = []
+    for name in ("astronaut", "two_faces", "grace_hopper"):
+        image = np.asarray(samples[name].convert("RGB"))
+        for orient in (False, True):
+            cells = []
+            for turns in range(4):
+                stored, centres = stored_turned(image, FACE_CENTRES[name], turns)
+                record = analyzer.predict(stored, orient=orient)
+                cells.append(" ".join(f["label"] if f else "missed" for f in faces_at(record, centres))
+                             + f" ({record['turned']})")
+            rows.append([name, "search" if orient else "--no-orient", *cells])
+    print_table("sample photos stored turned: labels (the turn fer read them in)", ["photo", "faces",
+                *(f"stored {90 * t}" for t in range(4))], rows)
+
+    free = [np.asarray(samples[name].convert("RGB")) for name in ("china", "flower")]
+    free += [background(rng, int(w), int(w) * 3 // 4, photos) for w in rng.choice([640, 1024, 1600], size=98)]
+    rows = []
+    for orient in (False, True):
+        phantoms = sum(len(analyzer.predict(np.ascontiguousarray(np.rot90(image, -turns)), orient=orient)["faces"])
+                       for image in free for turns in range(4))
+        rows.append(["search (default)" if orient else "--no-orient", f"{phantoms} in {4 * len(free)} photos"])
+    print_table(f"phantom faces: {len(free)} face-free photos (2 sample photos, {len(free) - 2} scenes), each stored "
+                "at 4 turns", ["faces", "faces reported"], rows)
+
+    rows = []
+    for name, image in (("astronaut (a face scoring 0.93: no search)", np.asarray(samples["astronaut"].convert("RGB"))),
+                        ("china (no face: 3 more detector runs)", free[0])):
+        times = {}
+        for orient in (False, True):
+            analyzer.predict(image, orient=orient)
+            times[orient] = statistics.median(timed(lambda: analyzer.predict(image, orient=orient)) for _ in range(repeats * 5))
+        rows.append([name, f"{image.shape[1]}x{image.shape[0]}", f"{times[False] * 1000:.0f} ms",
+                     f"{times[True] * 1000:.0f} ms"])
+    print_table(f"time per photo (detect + crop + classify, decoded already; median of {repeats * 5}); {machine()}",
+                ["photo", "size", "--no-orient", "search (default)"], rows)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = data_arg(__doc__.splitlines()[0])
     parser.add_argument("--split", default="val", choices=("val", "test"), help="val (PublicTest) to choose, test once")
@@ -208,11 +304,14 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also sweep the crop framing (choose on val only)")
     parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--skip-planted", action="store_true")
+    parser.add_argument("--turned-only", action="store_true", help="only part 3: photos stored turned")
     args = parser.parse_args()
-    if not args.skip_planted:
+    if not args.skip_planted and not args.turned_only:
         planted_faces(args.split, args.faces, args.data, args.sweep)
-    if not args.skip_photos:
+    if not args.skip_photos and not args.turned_only:
         detectors_on_photos(args.data)
+    if not args.skip_photos:
+        turned_photos(args.split, min(args.faces, 300), args.data)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """fer: facial expression recognition from the command line, and from Python:
 
     from fercli import FaceAnalyzer
-    FaceAnalyzer().predict("photo.jpg")  # {"path", "status", "size", "faces": [{"box", "label", "scores", ...}]}
+    FaceAnalyzer().predict("photo.jpg")  # {"path", "status", "size", "turned", "faces": [{"box", "label", "scores", ...}]}
 """
 
 __version__ = "0.1.0"

@@ -29,6 +29,25 @@ class Detection:
         return Detection((x * factor, y * factor, w * factor, h * factor), self.score,
                          tuple((px * factor, py * factor) for px, py in self.landmarks))
 
+    def turned_back(self, turns: int, size: tuple[int, int]) -> Detection:
+        """This detection, found in ``quarter_turned(image, turns)``, in the pixels of ``image`` (size: width, height).
+
+        The landmarks keep their meaning (the subject's right eye stays first), so the eye line then tells how
+        far the face is turned in the image, and an aligned crop comes out upright.
+        """
+        x, y, w, h = self.box
+        points = [(x, y), (x + w, y + h), *self.landmarks]
+        for step in range(turns % 4, 0, -1):  # undo one quarter turn at a time, the last first
+            width_before = size[0] if step % 2 == 1 else size[1]  # the image before that turn
+            points = [(width_before - v, u) for u, v in points]  # np.rot90: new (u, v) was old (width - v, u)
+        (x0, y0), (x1, y1) = points[:2]
+        return Detection((min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)), self.score, tuple(points[2:]))
+
+
+def quarter_turned(image: np.ndarray, turns: int) -> np.ndarray:
+    """The image turned counter-clockwise by ``turns`` x 90 degrees (np.rot90), as a contiguous array for OpenCV."""
+    return np.ascontiguousarray(np.rot90(image, turns % 4)) if turns % 4 else image
+
 
 def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """A copy no larger than ``max_side`` (area-averaged) and the factor that maps its pixels back."""

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop
-from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces
+from fercli.choices import CONFIDENT_UPRIGHT, DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, TURN_MARGIN, DetectorName, Faces
 from fercli.classifier import Classifier, open_classifier
-from fercli.detect import Detection, create_detector
+from fercli.detect import Detection, YuNet, create_detector, quarter_turned, shrink
 from fercli.errors import CheckpointError, InputError
 from fercli.images import Photo, read_photo, read_photo_bytes, resize_square
 from fercli.onnx_model import TENCROP_NEEDS_PT
@@ -48,9 +48,10 @@ class ImageResult:
     faces: list[Face] = field(default_factory=list)
     error: str = ""
     size: tuple[int, int] = (0, 0)  # width, height
+    turned: int = 0  # degrees counter-clockwise the photo was turned to find its faces upright (0, 90, 180, 270)
 
     def to_json(self) -> dict:
-        record = {"path": self.path, "status": self.status, "size": list(self.size),
+        record = {"path": self.path, "status": self.status, "size": list(self.size), "turned": self.turned,
                   "faces": [face.to_json() for face in self.faces]}
         if self.error:
             record["error"] = self.error
@@ -63,20 +64,23 @@ class FaceAnalyzer:
     model: a .pt checkpoint or .onnx export (default: the shipped model). detector: yunet or haar, or
     None to treat each whole image as one face crop. detect_size: the longest side the detector sees.
     min_score: YuNet's score threshold. min_face: smallest face side kept, in the photo's pixels.
-    faces: all or largest. align: turn each crop so the eyes are level (YuNet only). tta: none, flip (each
-    crop and its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only).
+    faces: all or largest. align: turn each crop so the eyes are level (YuNet only). orient: when no face is
+    found confidently upright, also look in the photo turned by 90, 180 and 270 degrees (YuNet only; for photos
+    stored sideways or upside down without an EXIF tag; video frames skip it). tta: none, flip (each crop and
+    its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only).
     """
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
                  detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
-                 faces: Faces = Faces.all, align: bool = True, tta: TTA = TTA.flip, device: str = "auto",
-                 batch_images: int = 64):
+                 faces: Faces = Faces.all, align: bool = True, orient: bool = True, tta: TTA = TTA.flip,
+                 device: str = "auto", batch_images: int = 64):
         self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
         if self.classifier.preprocess.channels != 1:
             raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
         self.detector = None if detector is None else create_detector(detector, detect_size=detect_size, min_score=min_score)
         self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
         self.detect_size, self.min_face, self.faces, self.align = detect_size, min_face, Faces(faces), align
+        self.orient = orient and isinstance(self.detector, YuNet)  # Haar gives no score to compare turns by
         self.batch_images = batch_images
         self.tta = TTA(tta)
         if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
@@ -84,38 +88,40 @@ class FaceAnalyzer:
 
     # ------------------------------------------------------------ the Python API
 
-    def predict(self, image: str | Path | np.ndarray | bytes, *, bgr: bool = False, name: str = "<bytes>") -> dict:
+    def predict(self, image: str | Path | np.ndarray | bytes, *, bgr: bool = False, name: str = "<bytes>",
+                orient: bool | None = None) -> dict:
         """One image -> the record ``fer predict --json`` prints.
 
         image: a path; an RGB or gray uint8 array (OpenCV's BGR with bgr=True); or an encoded file's bytes
         (an upload), reported under ``name``. An unreadable image gives status "error", not an exception.
+        orient: None follows the analyzer's setting; False looks for upright faces only (camera frames).
         """
         if isinstance(image, (bytes, bytearray)):
             try:
                 photo = read_photo_bytes(bytes(image), name=name, max_side=2 * self.detect_size)
             except InputError as exc:
                 return ImageResult(name, "error", error=str(exc).removeprefix(f"{name}: ")).to_json()
-            result, crops = self.find_faces(name, photo)
+            result, crops = self.find_faces(name, photo, orient=orient)
             self.classify([result], [crops])
             return result.to_json()
         if isinstance(image, np.ndarray):
             pixels = check_array(image, bgr)
             photo = Photo(pixels, (pixels.shape[1], pixels.shape[0]))
-            result, crops = self.find_faces("<array>", photo)
+            result, crops = self.find_faces("<array>", photo, orient=orient)
             self.classify([result], [crops])
             return result.to_json()
-        return next(self.analyze_files([(str(image), "")])).to_json()
+        return next(self.analyze_files([(str(image), "")], orient=orient)).to_json()
 
     # ------------------------------------------------------------ files, batched
 
-    def analyze_files(self, items: list[tuple[str, str]]) -> Iterator[ImageResult]:
+    def analyze_files(self, items: list[tuple[str, str]], *, orient: bool | None = None) -> Iterator[ImageResult]:
         """(path, error or "") pairs -> ImageResults in the same order; unreadable files get status error."""
         for start in range(0, len(items), self.batch_images):
-            chunk = [self.read_and_find(path, error) for path, error in items[start : start + self.batch_images]]
+            chunk = [self.read_and_find(path, error, orient) for path, error in items[start : start + self.batch_images]]
             self.classify([result for result, _ in chunk], [crops for _, crops in chunk])
             yield from (result for result, _ in chunk)
 
-    def read_and_find(self, path: str, error: str) -> tuple[ImageResult, list[np.ndarray]]:
+    def read_and_find(self, path: str, error: str, orient: bool | None) -> tuple[ImageResult, list[np.ndarray]]:
         if error:
             return ImageResult(path, "error", error=error), []
         try:
@@ -123,9 +129,10 @@ class FaceAnalyzer:
             photo = read_photo(Path(path), gray=False, max_side=2 * self.detect_size)
         except InputError as exc:
             return ImageResult(path, "error", error=str(exc).removeprefix(f"{path}: ")), []
-        return self.find_faces(path, photo)
+        return self.find_faces(path, photo, orient=orient)
 
-    def find_faces(self, path: str, photo: Photo) -> tuple[ImageResult, list[np.ndarray]]:
+    def find_faces(self, path: str, photo: Photo, *, orient: bool | None = None) -> tuple[ImageResult, list[np.ndarray]]:
+        """Faces of one decoded photo and their crops; orient: None follows the analyzer's setting."""
         import cv2
 
         if min(photo.size) < MIN_SIDE:
@@ -140,17 +147,40 @@ class FaceAnalyzer:
             face = Face((0, 0, *photo.size))
             return ImageResult(path, "ok", [face], size=photo.size), [resize_square(gray, size)]
         to_photo = photo.size[0] / width  # decoded pixels -> the full photo's pixels
-        detections = self.keep(self.detector.detect(pixels), to_photo)
-        crops = [aligned_crop(gray, d, size, self.framing, self.align) for d in detections]
-        faces = [face_record(d.scaled(to_photo)) for d in detections]
-        return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size), crops
+        turns, found = self.detect_upright(pixels, to_photo, self.orient if orient is None else orient)
+        # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
+        found = [(d.turned_back(turns, (width, height)), d) for d in found]
+        found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
+        turned_gray = quarter_turned(gray, turns)
+        crops = [aligned_crop(turned_gray, d, size, self.framing, self.align) for _, d in found]
+        faces = [face_record(back.scaled(to_photo)) for back, _ in found]
+        return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size, turned=90 * turns), crops
+
+    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool) -> tuple[int, list[Detection]]:
+        """Quarter turns (np.rot90's, 0-3) that make the photo's faces upright, and the faces found in it so turned.
+
+        YuNet finds an upside-down or sideways face too, with a lower score (the astronaut: 0.93 upright, 0.83-0.85
+        turned) and landmarks that mean nothing, so its crop would be read the wrong way up. The other turns are
+        tried only when no face scores CONFIDENT_UPRIGHT upright, and win only by TURN_MARGIN (benchmarks/detector.py).
+        """
+        small, factor = shrink(pixels, self.detect_size)  # once: the turned views turn this copy
+
+        def faces_turned(turns: int) -> list[Detection]:  # in the pixels of the decoded photo, turned
+            return self.keep([d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))], to_photo)
+
+        upright = faces_turned(0)
+        if not orient or best_score(upright) >= CONFIDENT_UPRIGHT:
+            return 0, upright
+        views = {0: upright} | {turns: faces_turned(turns) for turns in (1, 2, 3)}
+        turns = max(views, key=lambda t: best_score(views[t]) - (TURN_MARGIN if t else 0.0))  # a tie keeps upright
+        return turns, views[turns]
 
     def keep(self, detections: list[Detection], to_photo: float) -> list[Detection]:
-        """Drop faces below min_face; largest only if asked; then left to right, a stable reading order."""
+        """Drop faces below min_face; the largest only, if asked."""
         kept = [d for d in detections if max(d.box[2], d.box[3]) * to_photo >= self.min_face]
         if self.faces == Faces.largest and kept:
             kept = [max(kept, key=lambda d: d.box[2] * d.box[3])]
-        return sorted(kept, key=lambda d: (d.box[0], d.box[1]))
+        return kept
 
     def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
         flat = [crop for per_image in crops for crop in per_image]
@@ -165,6 +195,10 @@ class FaceAnalyzer:
         for face, row in zip(faces, probs.tolist()):
             face.scores = {name: round(p, 4) for name, p in zip(classes, row)}
             face.label = classes[int(np.argmax(row))]
+
+
+def best_score(detections: list[Detection]) -> float:
+    return max((d.score or 0.0 for d in detections), default=0.0)
 
 
 def face_record(detection: Detection) -> Face:

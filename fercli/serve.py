@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -37,9 +38,15 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
     turn = threading.Lock()
     places = threading.BoundedSemaphore(max_waiting)
 
-    def analyze(data: bytes, name: str) -> dict:
+    def analyze(data: bytes, name: str, orient: bool) -> dict:
         with turn:
-            return analyzer.predict(data, name=name)
+            return analyzer.predict(data, name=name, orient=orient)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422 has a "detail" list; fer's answers say what is wrong in one "error" line."""
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return error(422, f"bad request parameter ({problems})")
 
     @app.get("/v1/health")
     def health() -> dict:
@@ -54,8 +61,11 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
                 "detect_size": analyzer.detect_size, "max_upload_bytes": max_upload}
 
     @app.post("/v1/predict")
-    async def predict(request: Request):
-        """An image as a multipart upload (any field name) or as the raw request body -> fer predict's JSON."""
+    async def predict(request: Request, orient: bool = True):
+        """An image as a multipart upload (any field name) or as the raw request body -> fer predict's JSON.
+
+        orient=false: look for faces upright only (camera frames); by default a photo with no confidently upright
+        face is also tried turned by 90, 180 and 270 degrees ("turned" in the answer says which won)."""
         try:
             data, name = await read_upload(request, max_upload)
         except TooLarge:
@@ -65,7 +75,7 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
         if not places.acquire(blocking=False):
             return error(503, "busy: too many requests waiting; try again shortly", headers={"Retry-After": "1"})
         try:
-            record = await run_in_threadpool(analyze, data, name)
+            record = await run_in_threadpool(analyze, data, name, orient)
         finally:
             places.release()
         if record["status"] == "error":

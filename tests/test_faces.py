@@ -90,6 +90,43 @@ def test_exif_rotated_photo_is_found_upright(tmp_path):
     assert near(record["faces"][0]["box"], ASTRONAUT_BOX, 6)
 
 
+def test_turned_back_undoes_each_quarter_turn():
+    """A box and a point found in np.rot90(image, k) land on the same pixels of the image itself."""
+    image = np.zeros((30, 50), np.uint8)
+    image[5:9, 10:20] = 1  # the box (10, 5, 10, 4); its top-left pixel's centre is (10.5, 5.5)
+    for turns in range(4):
+        turned = np.rot90(image, turns)
+        ys, xs = np.nonzero(turned)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        found = Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), 0.9, ((x0 + 0.5, y0 + 0.5),))
+        back = found.turned_back(turns, (50, 30))
+        assert back.box == pytest.approx((10, 5, 10, 4))
+        x, y = back.landmarks[0]
+        assert image[int(y), int(x)] == 1
+
+
+# The astronaut's box in the photo as stored when the upright photo was turned clockwise by turns x 90 degrees.
+STORED_TURNED_BOXES = {1: (335, 178, 114, 90), 2: (244, 335, 90, 114), 3: (63, 244, 114, 90)}
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_photo_stored_turned_without_exif_is_read_upright(turns):
+    """Sideways or upside down with no EXIF tag (stripped by many apps): YuNet still finds the face, scoring lower,
+    and its crop used to be read as it lay (upside down the astronaut's smile was "sad 61%"). Now the faces are
+    read in the turn that makes them upright and reported in the stored photo's pixels."""
+    stored = np.ascontiguousarray(np.rot90(astronaut(), -turns))
+    analyzer = FaceAnalyzer()
+    record = analyzer.predict(stored)
+    assert record["turned"] == 90 * turns and len(record["faces"]) == 1
+    face = record["faces"][0]
+    assert near(face["box"], STORED_TURNED_BOXES[turns], 6) and face["label"] == "happy"
+    right_eye, left_eye = np.array(face["landmarks"][0]), np.array(face["landmarks"][1])
+    # The subject's eyes keep their names: right to left eye points along the upright photo's x axis, turned.
+    expected = {1: (0, 1), 2: (-1, 0), 3: (0, -1)}[turns]  # a clockwise quarter turn takes (1, 0) to (0, 1)
+    assert np.dot((left_eye - right_eye) / np.linalg.norm(left_eye - right_eye), expected) > 0.95
+    assert analyzer.predict(stored, orient=False)["turned"] == 0  # as before: upright only
+
+
 def test_big_photo_boxes_are_in_full_resolution_pixels(tmp_path):
     """A 12-megapixel JPEG is decoded at a fraction of its size; boxes still come back in its own pixels."""
     path = tmp_path / "big.jpg"

@@ -70,7 +70,7 @@ def test_folder_with_a_corrupt_file_goes_on(tmp_path, trained_checkpoint):
 
 def test_json_schema(trained_checkpoint):
     record = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json").stdout)
-    assert set(record) == {"path", "status", "size", "faces"}
+    assert set(record) == {"path", "status", "size", "turned", "faces"}
     face = record["faces"][0]
     assert set(face) == {"box", "label", "scores", "detector_score", "landmarks"}
     assert all(isinstance(v, int) for v in face["box"]) and 0.6 <= face["detector_score"] <= 1

@@ -48,7 +48,22 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(client):
     assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]
     assert client.post("/v1/predict", files={"image": ("big.jpg", b"\xff" * 300_000, "image/jpeg")}).status_code == 413
     assert client.get("/v1/predict").status_code == 405
+    bad_flag = client.post("/v1/predict?orient=maybe", content=PHOTO)
+    assert bad_flag.status_code == 422 and "orient" in bad_flag.json()["error"]
     assert client.post("/v1/predict", content=PHOTO).status_code == 200  # still serving
+
+
+def test_an_upside_down_photo_is_read_upright_unless_the_client_says_orient_false(client):
+    """Uploads are searched in four turns (a photo with its EXIF tag stripped); camera frames send orient=false."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    upside_down = BytesIO()
+    Image.open(BytesIO(PHOTO)).rotate(180).save(upside_down, format="JPEG", quality=95)
+    record = client.post("/v1/predict", content=upside_down.getvalue()).json()
+    assert record["turned"] == 180 and [f["label"] for f in record["faces"]] == ["happy"]
+    assert client.post("/v1/predict?orient=false", content=upside_down.getvalue()).json()["turned"] == 0
 
 
 def test_no_place_in_the_queue_is_503(analyzer):
@@ -60,6 +75,6 @@ def test_no_place_in_the_queue_is_503(analyzer):
 def test_the_page_and_its_files_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "Start webcam" in page.text
-    assert "fetch(\"/v1/predict\"" in client.get("/static/app.js").text
+    assert "fetch(`/v1/predict${query}`" in client.get("/static/app.js").text
     for asset in ("/", "/static/app.js", "/static/style.css"):
         assert "://" not in client.get(asset).text  # no CDN: nothing is fetched from anywhere but this server

@@ -24,7 +24,7 @@ VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
 
 def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
-                min_face: int, no_detect: bool, align: bool, sampling: Sampling, smooth_s: float, device_name: str,
+                min_face: int, no_detect: bool, align: bool, orient: bool, sampling: Sampling, smooth_s: float, device_name: str,
                 tta: TTA = TTA.flip) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
@@ -36,7 +36,7 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
     photos = [(path, error) for path, error in items if path not in videos]
     targets = plan_saves(items, save, overwrite, camera)
     analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
-                            min_score=min_score, min_face=min_face, faces=faces, align=align, tta=tta,
+                            min_score=min_score, min_face=min_face, faces=faces, align=align, orient=orient, tta=tta,
                             device=device_name)
     failures = predict_photos(analyzer, photos, targets, as_json, top_k) if photos else 0
     from fercli.commands.video import run_video
@@ -94,6 +94,10 @@ def show_result(result: ImageResult, top_k: int) -> None:
     if result.status == "no_face":
         console.result_line(f"{result.path}: no face found (small faces: --detect-size 1280; a face crop: --no-detect)")
         return
+    if result.turned:  # say so: the boxes are right, but the user may wonder why a sideways photo worked
+        turn = {90: "90° counter-clockwise", 180: "upside down", 270: "90° clockwise"}[result.turned]
+        console.info(f"{result.path}: its faces are upright with the photo turned {turn} (no EXIF orientation tag "
+                     "said so); boxes are in the photo as stored; --no-orient looks upright only")
     rows = []
     for i, face in enumerate(result.faces, start=1):
         ranked = sorted(face.scores.items(), key=lambda kv: -kv[1])[:top_k]

@@ -3,8 +3,8 @@
 
 const COLOURS = ["#d62728", "#8c564b", "#2ca02c", "#ff7f0e", "#7f7f7f", "#1f77b4", "#e377c2", "#9467bd"];
 
-async function predict(blob, name) {
-  const response = await fetch("/v1/predict", { method: "POST", body: blob, headers: { "x-filename": name } });
+async function predict(blob, name, query = "") {
+  const response = await fetch(`/v1/predict${query}`, { method: "POST", body: blob, headers: { "x-filename": name } });
   const body = await response.json().catch(() => ({ error: `server answered ${response.status}` }));
   if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
   return body;
@@ -180,7 +180,8 @@ async function webcamLoop() {
     const t = (performance.now() - webcam.start) / 1000;
     let record;
     try {
-      record = await predict(blob, "webcam.jpg");  // the next frame goes when this answer is back
+      // Camera frames are upright: no search of turned views (?orient=false). The next frame goes when this answer is back.
+      record = await predict(blob, "webcam.jpg", "?orient=false");
     } catch (err) {
       document.getElementById("status").textContent = err.message;
       continue;
