@@ -78,6 +78,17 @@ def test_upload_the_example_photo_and_see_a_box_labelled_happy(server, page):
     assert page.locator(".result canvas").count() == 1 and page.locator(".bar").count() == 6
 
 
+def test_an_upside_down_upload_is_labelled_as_if_upright(server, page, tmp_path):
+    """A photo stored upside down without an EXIF tag: both faces boxed, and read as smiles, not as "sad"."""
+    upside_down = tmp_path / "upside_down.jpg"
+    Image.open(EXAMPLES / "two_faces.jpg").rotate(180).save(upside_down, quality=95)
+    page.goto(server)
+    page.set_input_files("#files", str(upside_down))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    labels = page.locator(".result .face-label").all_inner_texts()
+    assert len(labels) == 2 and all(": happy" in label for label in labels), labels
+
+
 def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes((EXAMPLES / "astronaut.jpg").read_bytes()[:3000])
@@ -91,10 +102,13 @@ def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, 
 
 
 def test_the_webcam_shows_a_labelled_box_within_seconds(server, page):
+    sent = []
+    page.on("request", lambda request: sent.append(request.url) if "/v1/predict" in request.url else None)
     page.goto(server)
     page.click("#start")
     page.wait_for_function("document.getElementById('webcam-labels').textContent.includes('happy')", timeout=20_000)
     assert page.inner_text("#webcam-labels").startswith("#1 happy")
+    assert sent and all(url.endswith("/v1/predict?orient=false") for url in sent)  # frames are upright: no turned views
     page.wait_for_selector("#chart-1", timeout=10_000)
     with page.expect_download() as download:
         page.click("#download")
