@@ -18,17 +18,20 @@ def draw_faces(canvas: np.ndarray, faces: list[Face], scale: float = 1.0, top_k:
     import cv2
 
     font = cv2.FONT_HERSHEY_SIMPLEX
-    thickness = max(2, round(canvas.shape[1] / 400))
     for i, face in enumerate(faces):
         x, y, w, h = (int(round(v * scale)) for v in face.box)
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), GREEN, thickness)
+        # Lines grow with the photo (a big photo is looked at shrunk) but stay thin around a small face.
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), GREEN, max(2, min(round(canvas.shape[1] / 400), w // 15)))
         prefix = f"{names[i]} " if names else ""
         text = f"{prefix}{face.label} {face.scores.get(face.label, 0):.0%}"
-        font_scale = max(0.6, w / 150)
-        (tw, th), _ = cv2.getTextSize(text, font, font_scale, thickness)
+        # Text as big as the face, or as a shrunk view of the photo needs; its stroke follows its size (a stroke
+        # set by the photo's width made the small faces' labels of a big group photo unreadable blobs).
+        font_scale = max(0.6, w / 150, canvas.shape[1] / 2000)
+        stroke = max(1, round(font_scale * 2.5))
+        (tw, th), _ = cv2.getTextSize(text, font, font_scale, stroke)
         top = max(y - th - 10, 0)
         cv2.rectangle(canvas, (x, top), (x + tw + 8, top + th + 10), GREEN, -1)
-        cv2.putText(canvas, text, (x + 4, top + th + 4), font, font_scale, WHITE, thickness, cv2.LINE_AA)
+        cv2.putText(canvas, text, (x + 4, top + th + 4), font, font_scale, WHITE, stroke, cv2.LINE_AA)
         if top_k > 1:
             draw_bars(canvas, face, (x, y + h + 4), max(w, 120), top_k, font_scale * 0.6)
     return canvas
@@ -40,6 +43,8 @@ def draw_bars(canvas: np.ndarray, face: Face, origin: tuple[int, int], width: in
 
     ranked = sorted(face.scores.items(), key=lambda kv: -kv[1])[:top_k]
     (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    widest = max(cv2.getTextSize(f"{name} {p:.0%}", cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[0][0] for name, p in ranked)
+    width = max(width, widest + 6)  # the text stays on the bar's dark ground, not on the photo
     row = th + 8
     x, y = origin
     height = canvas.shape[0]
