@@ -80,7 +80,7 @@ class FaceAnalyzer:
         self.detector = None if detector is None else create_detector(detector, detect_size=detect_size, min_score=min_score)
         self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
         self.detect_size, self.min_face, self.faces, self.align = detect_size, min_face, Faces(faces), align
-        self.orient = orient and isinstance(self.detector, YuNet)  # Haar gives no score to compare turns by
+        self.orient = orient
         self.batch_images = batch_images
         self.tta = TTA(tta)
         if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
@@ -169,7 +169,8 @@ class FaceAnalyzer:
             return self.keep([d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))], to_photo)
 
         upright = faces_turned(0)
-        if not orient or best_score(upright) >= CONFIDENT_UPRIGHT:
+        scored = isinstance(self.detector, YuNet)  # Haar gives no score to compare turns by
+        if not orient or not scored or best_score(upright) >= CONFIDENT_UPRIGHT:
             return 0, upright
         views = {0: upright} | {turns: faces_turned(turns) for turns in (1, 2, 3)}
         turns = max(views, key=lambda t: best_score(views[t]) - (TURN_MARGIN if t else 0.0))  # a tie keeps upright
