@@ -87,6 +87,7 @@ def test_an_upside_down_upload_is_labelled_as_if_upright(server, page, tmp_path)
     page.wait_for_selector(".result .face-label", timeout=20_000)
     labels = page.locator(".result .face-label").all_inner_texts()
     assert len(labels) == 2 and all(": happy" in label for label in labels), labels
+    assert "upside down" in page.inner_text(".result .turned")
 
 
 def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, tmp_path):

@@ -74,6 +74,13 @@ async function showPhoto(file) {
       none.textContent = "no face found";
       card.appendChild(none);
     }
+    if (record.turned) {  // a photo stored sideways or upside down: say how its faces were read
+      const turned = document.createElement("div");
+      turned.className = "turned";
+      const how = { 90: "turned 90° counter-clockwise", 180: "upside down", 270: "turned 90° clockwise" }[record.turned];
+      turned.textContent = `faces read with the photo ${how} (no orientation tag said so)`;
+      card.appendChild(turned);
+    }
     record.faces.forEach((face, i) => card.appendChild(faceDetails(face, i)));
   } catch (err) {
     const message = document.createElement("div");
