@@ -88,6 +88,9 @@ class VideoSource:
             what = f"camera {source}" if isinstance(source, int) else str(source)
             raise InputError(f"{what}: cannot be opened as a video (is it a video file OpenCV's FFmpeg reads, "
                              "or a connected camera?)")
+        # Phones store portrait videos as landscape frames plus a rotation in the container; read them as seen (OpenCV's
+        # default today, said here so that it stays so).
+        self.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.info = VideoInfo(fps if 0 < fps < 1000 else 30.0, int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                               int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),

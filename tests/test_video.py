@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -35,6 +36,18 @@ def write_video(path: Path, frames: int, pan: int = 2, faces: bool = True, size=
             frame = np.tile(np.linspace(60, 200, size[0], dtype=np.uint8), (size[1], 1))[:, :, None].repeat(3, axis=2)
         writer.write(frame)
     writer.release()
+    return path
+
+
+def mark_turned_90(path: Path) -> Path:
+    """Write into an MP4's track header the display matrix of a phone's portrait video (turn 90 degrees clockwise)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    version_1 = data[at + 4] == 1
+    # After the box type: version/flags, times, track id, reserved, duration, reserved, layer, group, volume, reserved.
+    matrix = at + 4 + 4 + (8 + 8 + 4 + 4 + 8 if version_1 else 5 * 4) + 8 + 2 + 2 + 2 + 2
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -156,3 +169,25 @@ def test_missing_camera_is_one_line(tmp_path, monkeypatch):
     result = predict("--source", 57)  # no machine running the tests has a 58th camera
     assert result.exit_code == 1 and "camera 57: cannot be opened" in result.stderr and "Traceback" not in result.output
     assert predict().exit_code == 1  # neither inputs nor a camera
+
+
+def test_phone_video_with_a_rotation_tag_is_read_upright(tmp_path, monkeypatch):
+    """A portrait phone video: frames stored sideways, the container says turn them 90 degrees. Read as stored, the
+    face lies on its side; read as the tag says, it is found upright in a portrait frame."""
+    monkeypatch.chdir(tmp_path)
+    photo = cv2.imread(str(EXAMPLES / "astronaut.jpg"))[:, :400]  # 400 wide, 512 high: portrait
+    sideways = cv2.rotate(photo, cv2.ROTATE_90_COUNTERCLOCKWISE)  # 512 wide, 400 high: what the phone stores
+    path = tmp_path / "portrait.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (512, 400))
+    for _ in range(5):
+        writer.write(sideways)
+    writer.release()
+    mark_turned_90(path)
+    result = predict(path, "--json")
+    assert result.exit_code == 0, result.output
+    face = json.loads(result.stdout.splitlines()[0])["faces"][0]
+    cv2.imwrite(str(tmp_path / "portrait.png"), photo)
+    upright = predict(tmp_path / "portrait.png", "--json")
+    expected = json.loads(upright.stdout)["faces"][0]
+    assert np.abs(np.subtract(face["box"], expected["box"])).max() <= 8  # where the face is in the upright frame
+    assert face["label"] == expected["label"] == "happy"
