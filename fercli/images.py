@@ -13,7 +13,11 @@ from PIL import Image, UnidentifiedImageError
 
 from fercli.errors import InputError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+# HEIC (iPhones' default) is an ISO media file whose "ftyp" box names one of these brands at bytes 8-12. PIL reads
+# it only with the pillow-heif plugin (fercli[heic]: 27 MB, its HEVC codecs carry LGPL/GPL licences, so it is optional).
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+HEIF_HINT = 'a HEIC/HEIF photo (iPhones\' default format): pip install "fercli[heic]" to read it, or save it as JPEG'
 MAX_PIXELS = 64_000_000  # ~8000x8000: decoding more than this as RGB would take GBs of memory
 MAX_SIDE = 4096  # never decode more than this per side unless asked: faces stay far above 48 px
 ORIENTATION = 0x0112  # the EXIF tag phones use instead of rotating the pixels
@@ -62,6 +66,8 @@ def read_photo_bytes(data: bytes, *, name: str = "upload", gray: bool = False, m
 
 def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) -> Photo:
     try:
+        if _is_heif(source) and not _heif_plugin_registered():
+            raise InputError(f"{name}: {HEIF_HINT}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(source) as img:
@@ -72,6 +78,25 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
         raise InputError(f"{name}: corrupt or truncated image ({exc})") from None
     except Image.DecompressionBombError as exc:  # pragma: no cover - we disable PIL's limit
         raise InputError(f"{name}: image too large ({exc})") from None
+
+
+def _is_heif(source: Path | io.BytesIO) -> bool:
+    if isinstance(source, io.BytesIO):
+        head = source.getvalue()[:12]
+    else:
+        with open(source, "rb") as f:
+            head = f.read(12)
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
+def _heif_plugin_registered() -> bool:
+    """Register pillow-heif with PIL on first need (it applies HEIF's own rotation and clears the EXIF one)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def _decode(img: Image.Image, gray: bool, max_side: int, path: Path | str) -> Photo:

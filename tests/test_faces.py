@@ -90,6 +90,49 @@ def test_exif_rotated_photo_is_found_upright(tmp_path):
     assert near(record["faces"][0]["box"], ASTRONAUT_BOX, 6)
 
 
+def test_iphone_heic_photo_is_read_upright(tmp_path):
+    """iPhones save HEIC, pixels sideways and the turn inside the file: read with pillow-heif (fercli[heic]), the
+    face is where it is in the upright photo."""
+    pytest.importorskip("pillow_heif", reason='HEIC needs pillow-heif: pip install "fercli[heic]"')
+    path = tmp_path / "IMG_0001.HEIC"
+    # Written in another process, so that reading it here relies on fer registering the plugin, not on this test.
+    subprocess.run([sys.executable, "-c", f"""
+import pillow_heif
+from PIL import Image
+pillow_heif.register_heif_opener()
+sideways = Image.open({str(EXAMPLES / "astronaut.jpg")!r}).transpose(Image.Transpose.ROTATE_90)
+exif = Image.Exif()
+exif[0x0112] = 6  # pillow-heif stores it as HEIF's own rotation, as iPhones do
+sideways.save({str(path)!r}, format="HEIF", exif=exif.tobytes(), quality=90)
+"""], check=True)
+    assert path.read_bytes()[4:12] == b"ftypheic"
+    record = FaceAnalyzer().predict(path)
+    assert record["status"] == "ok" and record["size"] == [512, 512] and len(record["faces"]) == 1
+    assert near(record["faces"][0]["box"], ASTRONAUT_BOX, 6) and record["turned"] == 0
+
+
+def test_heic_without_its_plugin_says_what_to_install(tmp_path, monkeypatch):
+    path = tmp_path / "IMG_0002.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import pillow_heif now raises ImportError
+    result = runner.invoke(app, ["predict", str(path)])
+    assert result.exit_code != 0
+    assert 'IMG_0002.HEIC: a HEIC/HEIF photo' in result.output and 'pip install "fercli[heic]"' in result.output
+    assert "Traceback" not in result.output
+
+
+def test_avif_photo_is_read(tmp_path):
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow was built without AVIF")
+    path = tmp_path / "photo.avif"
+    Image.open(EXAMPLES / "astronaut.jpg").save(path, quality=90)
+    result = runner.invoke(app, ["predict", str(tmp_path), "--json"])  # a folder: .avif is listed as a photo
+    record = json.loads(result.stdout)
+    assert record["status"] == "ok" and near(record["faces"][0]["box"], ASTRONAUT_BOX, 6)
+
+
 def test_turned_back_undoes_each_quarter_turn():
     """A box and a point found in np.rot90(image, k) land on the same pixels of the image itself."""
     image = np.zeros((30, 50), np.uint8)
