@@ -90,6 +90,20 @@ def test_an_upside_down_upload_is_labelled_as_if_upright(server, page, tmp_path)
     assert "upside down" in page.inner_text(".result .turned")
 
 
+def test_a_heic_upload_the_browser_cannot_show_still_lists_its_faces(server, page, tmp_path):
+    """fer reads HEIC (with fercli[heic], which the dev install has); Chromium cannot draw it."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason='HEIC needs pillow-heif: pip install "fercli[heic]"')
+    photo = tmp_path / "IMG_0003.HEIC"
+    pillow_heif.from_pillow(Image.open(EXAMPLES / "two_faces.jpg").convert("RGB")).save(photo, quality=90)
+    page.goto(server)
+    page.set_input_files("#files", str(photo))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    labels = page.locator(".result .face-label").all_inner_texts()
+    assert len(labels) == 2 and all(": happy" in label for label in labels), labels
+    assert page.locator(".result canvas").count() == 0  # Chromium has no HEIC decoder (HEVC patents)
+    assert "cannot show this photo's format" in page.inner_text(".result .no-preview")
+
+
 def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes((EXAMPLES / "astronaut.jpg").read_bytes()[:3000])

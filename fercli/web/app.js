@@ -60,14 +60,23 @@ async function showPhoto(file) {
   document.getElementById("photos").prepend(card);
   try {
     const record = await predict(file, file.name);
-    const bitmap = await createImageBitmap(file);  // upright: Chromium applies EXIF orientation, as fer does
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.min(480, bitmap.width);
-    canvas.height = Math.round(bitmap.height * canvas.width / bitmap.width);
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    drawFaces(ctx, record.faces, canvas.width / record.size[0]);
-    card.appendChild(canvas);
+    // Upright: Chromium applies EXIF orientation, as fer does. A format fer reads and the browser does not (HEIC in
+    // Chromium) still gets its faces listed, with a line instead of the picture.
+    const bitmap = await createImageBitmap(file).catch(() => null);
+    if (bitmap) {
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.min(480, bitmap.width);
+      canvas.height = Math.round(bitmap.height * canvas.width / bitmap.width);
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      drawFaces(ctx, record.faces, canvas.width / record.size[0]);
+      card.appendChild(canvas);
+    } else {
+      const note = document.createElement("div");
+      note.className = "no-preview";
+      note.textContent = `this browser cannot show this photo's format; fer read it (${record.size[0]}×${record.size[1]})`;
+      card.appendChild(note);
+    }
     if (record.status === "no_face") {
       const none = document.createElement("div");
       none.className = "face-label";
