@@ -14,6 +14,7 @@ import numpy as np
 
 from fercli.choices import DETECT_SIZE, MIN_SCORE, DetectorName
 from fercli.errors import InputError
+from fercli.images import longest_side_for
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ def quarter_turned(image: np.ndarray, turns: int) -> np.ndarray:
 
 
 def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """A copy no larger than ``max_side`` (area-averaged) and the factor that maps its pixels back."""
+    """A copy no larger than ``max_side`` (more for a panorama: longest_side_for), area-averaged, and the factor
+    that maps its pixels back."""
     import cv2
 
     height, width = image.shape[:2]
-    factor = max(height, width) / max_side
+    factor = max(height, width) / longest_side_for(width, height, max_side)
     if factor <= 1:
         return image, 1.0
     size = (max(1, round(width / factor)), max(1, round(height / factor)))

@@ -20,6 +20,7 @@ HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"
 HEIF_HINT = 'a HEIC/HEIF photo (iPhones\' default format): pip install "fercli[heic]" to read it, or save it as JPEG'
 MAX_PIXELS = 64_000_000  # ~8000x8000: decoding more than this as RGB would take GBs of memory
 MAX_SIDE = 4096  # never decode more than this per side unless asked: faces stay far above 48 px
+PANORAMA_STRETCH = 4  # a panorama's long side may be up to this many times the usual limit (see longest_side_for)
 ORIENTATION = 0x0112  # the EXIF tag phones use instead of rotating the pixels
 # What turns each EXIF orientation upright (what PIL's ImageOps.exif_transpose does, without its metadata copying).
 UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -28,6 +29,14 @@ UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4:
 
 # We enforce our own limit (MAX_PIXELS) with a clear message instead of PIL's bomb warning.
 Image.MAX_IMAGE_PIXELS = None
+
+
+def longest_side_for(width: int, height: int, max_side: int) -> int:
+    """The longest side a photo is decoded or shrunk to: ``max_side``, and for a panorama (wider than 2:1) as much
+    more as keeps its short side at half ``max_side`` (up to PANORAMA_STRETCH times): a row of faces across a
+    panorama stays as many pixels high as in a 2:1 photo, instead of shrinking with the panorama's length."""
+    aspect = max(width, height) / max(1, min(width, height))
+    return round(max_side * min(max(1.0, aspect / 2), PANORAMA_STRETCH))
 
 
 def is_image_path(path: Path) -> bool:
@@ -103,7 +112,7 @@ def _decode(img: Image.Image, gray: bool, max_side: int, path: Path | str) -> Ph
     width, height = img.size
     # JPEG decodes straight to 1/2, 1/4 or 1/8 scale: ask for the smallest scale whose longest side still
     # reaches max_side (draft never goes below the size asked for), so a 12-megapixel photo costs a quarter.
-    longest = max(width, height)
+    longest, max_side = max(width, height), longest_side_for(width, height, max_side)
     if longest > max_side:
         img.draft("L" if gray else "RGB", (math.ceil(width * max_side / longest), math.ceil(height * max_side / longest)))
     if img.size[0] * img.size[1] > MAX_PIXELS:  # what would be decoded, after any JPEG reduction

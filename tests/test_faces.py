@@ -17,6 +17,7 @@ from fercli.align import YUNET_FRAMING, Square, crop_square, eye_angle, face_squ
 from fercli.cli import app
 from fercli.detect import Detection
 from fercli.errors import InputError
+from fercli.images import PANORAMA_STRETCH, longest_side_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ASTRONAUT_BOX = (178, 63, 90, 114)  # YuNet's box on examples/astronaut.jpg (x, y, w, h)
@@ -131,6 +132,26 @@ def test_avif_photo_is_read(tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path), "--json"])  # a folder: .avif is listed as a photo
     record = json.loads(result.stdout)
     assert record["status"] == "ok" and near(record["faces"][0]["box"], ASTRONAUT_BOX, 6)
+
+
+def test_a_panorama_keeps_its_faces_large_enough_to_find(tmp_path):
+    """Eight copies of two_faces.jpg side by side (8192x512): shrunk to 640 px long, each face would be 9 px high
+    and none was found; the short side now keeps half the detector's size, and all 16 faces are found."""
+    photo = np.asarray(Image.open(EXAMPLES / "two_faces.jpg").convert("RGB"))
+    path = tmp_path / "panorama.jpg"
+    Image.fromarray(np.concatenate([photo] * 8, axis=1)).save(path, quality=92)
+    record = FaceAnalyzer().predict(path)  # decoded long enough, then shrunk for the detector, both by the same rule
+    boxes = sorted(face["box"] for face in record["faces"])
+    assert len(boxes) == 16 and all(face["label"] == "happy" for face in record["faces"])
+    single = sorted(face["box"] for face in FaceAnalyzer().predict(photo)["faces"])
+    for i, (x, y, w, h) in enumerate(boxes):  # each where it is in its copy
+        assert near((x - 1024 * (i // 2), y, w, h), single[i % 2], 8)
+
+
+def test_longest_side_stretches_for_panoramas_only():
+    assert longest_side_for(4000, 3000, 640) == longest_side_for(2000, 1000, 640) == 640
+    assert longest_side_for(4000, 1000, 640) == 1280 and longest_side_for(1000, 4000, 640) == 1280  # short side 320
+    assert longest_side_for(100_000, 1000, 640) == 640 * PANORAMA_STRETCH
 
 
 def test_turned_back_undoes_each_quarter_turn():
