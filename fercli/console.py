@@ -127,7 +127,7 @@ class FrameProgress:
     def __init__(self, label: str, total: int | None):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=err, transient=True)
+                                 console=err, transient=True, disable=not err.is_terminal)  # no stray line in logs
         self.task = self.progress.add_task(escape(label), total=total or None, fps=0.0)
         self.progress.start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from PIL import Image, UnidentifiedImageError
 
 from fercli.errors import InputError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".apng", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+# Formats whose files may hold an animation, which fer reads as a clip (video.AnimationSource). Not MPO: the JPEGs of
+# many phones and cameras carry a second picture (a depth map, a preview) that PIL counts as a frame; they are photos.
+ANIMATED_FORMATS = {"GIF", "WEBP", "PNG"}
 # HEIC (iPhones' default) is an ISO media file whose "ftyp" box names one of these brands at bytes 8-12. PIL reads
 # it only with the pillow-heif plugin (fercli[heic]: 27 MB, its HEVC codecs carry LGPL/GPL licences, so it is optional).
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -41,6 +45,17 @@ def longest_side_for(width: int, height: int, max_side: int) -> int:
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_animated(path: Path) -> bool | None:
+    """True for an animated GIF, WebP or PNG, False for any other image PIL reads, None when PIL cannot read it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                return img.format in ANIMATED_FORMATS and bool(getattr(img, "is_animated", False))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,8 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
             with Image.open(source) as img:
                 return _decode(img, gray, max_side, name)
     except UnidentifiedImageError:
+        if suffix and suffix.lower() not in IMAGE_SUFFIXES:  # fer predict tried it as a video first (video.is_clip)
+            raise InputError(f"{name}: neither an image PIL reads nor a video OpenCV's FFmpeg reads") from None
         raise InputError(f"{name}: not an image PIL can read (is it really {suffix or 'an image'}?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: corrupt or truncated image ({exc})") from None
@@ -130,6 +147,42 @@ def _decode(img: Image.Image, gray: bool, max_side: int, path: Path | str) -> Ph
     if orientation in UPRIGHT:
         img = img.transpose(UPRIGHT[orientation])
     return Photo(np.asarray(img, dtype=np.uint8), (height, width) if turned else (width, height))
+
+
+def frame_durations(path: Path) -> list[float]:
+    """How long, in seconds, each frame of an animated image is shown, as browsers show it: a GIF that says 0 or 10 ms
+    (many do, meaning "as fast as you can") is played at 100 ms a frame. Stops at the first frame that cannot be read."""
+    durations: list[float] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as img:
+            if img.size[0] * img.size[1] > MAX_PIXELS:
+                raise InputError(f"{path}: animation too large ({img.size[0]}x{img.size[1]} a frame, over "
+                                 f"{MAX_PIXELS // 1_000_000} megapixels); downscale it first")
+            try:
+                for index in range(img.n_frames):
+                    img.seek(index)
+                    img.load()  # WebP says a frame's duration only once it is decoded
+                    ms = img.info.get("duration") or 0
+                    durations.append((ms if ms > 10 else 100) / 1000)
+            except (OSError, EOFError, ValueError, SyntaxError):
+                pass  # a truncated file: the frames before the damage still count
+    return durations
+
+
+def animation_frames(path: Path, count: int) -> Iterator[np.ndarray]:
+    """The first ``count`` frames of an animated image as uint8 HxWx3 RGB, one at a time, each as shown (composited
+    over the frames before it, transparency over white)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as img:
+            for index in range(count):
+                try:
+                    img.seek(index)
+                    frame = _to_8bit(img.convert("RGBA")).convert("RGB")
+                except (OSError, EOFError, ValueError, SyntaxError):
+                    return
+                yield np.asarray(frame, dtype=np.uint8)
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

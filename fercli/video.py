@@ -9,20 +9,24 @@ frame dt seconds after the previous one), so it means the same at any frame rate
 
 from __future__ import annotations
 
+import itertools
 import math
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from fercli.errors import InputError
 from fercli.faces import Face, FaceAnalyzer
-from fercli.images import Photo
+from fercli.images import Photo, animation_frames, frame_durations, is_animated, is_image_path
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".vob",
+                  ".3gp", ".3g2",  # older phones' and messaging apps' videos
+                  ".ts", ".mts", ".m2ts"}  # MPEG transport streams: camcorders (AVCHD), recorded broadcasts
 MIN_IOU = 0.3
 MAX_GAP_S = 1.0
 
@@ -71,6 +75,40 @@ def is_video_path(path) -> bool:
     return str(path).lower().endswith(tuple(VIDEO_SUFFIXES))
 
 
+def is_clip(path: str) -> bool:
+    """What goes through the video pipeline: a video by its name, an animated GIF, WebP or PNG, or a file with an
+    unfamiliar name (a camcorder's .MOD, a download without its suffix) that is no image but OpenCV's FFmpeg decodes."""
+    if is_video_path(path):
+        return True
+    animated = is_animated(Path(path))
+    if animated is not None:
+        return animated
+    return not is_image_path(Path(path)) and _opencv_reads_a_frame(path)
+
+
+def _opencv_reads_a_frame(path: str) -> bool:
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    capture = cv2.VideoCapture(path)
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+
+
+def open_clip(source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False):
+    """The frame source for a camera, a video file or an animated image."""
+    if isinstance(source, str) and is_animated(Path(source)):
+        return AnimationSource(source, sampling, decode_all)
+    return VideoSource(source, sampling, decode_all)
+
+
+def sampling_step(fps: float, sampling: Sampling) -> int:
+    """Analyse every step-th frame."""
+    return max(1, round(fps / sampling.fps)) if sampling.fps > 0 else max(1, sampling.every)
+
+
 class VideoSource:
     """Frames from a file or a camera (an index such as 0), decoded on a background thread.
 
@@ -95,7 +133,7 @@ class VideoSource:
         self.info = VideoInfo(fps if 0 < fps < 1000 else 30.0, int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                               int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                               max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))))
-        self.step = max(1, round(self.info.fps / sampling.fps)) if sampling.fps > 0 else max(1, sampling.every)
+        self.step = sampling_step(self.info.fps, sampling)
         self.decoded = 0  # frames read so far
         self.queue: queue.Queue = queue.Queue(maxsize=ahead)
         self.stopping = threading.Event()
@@ -137,6 +175,39 @@ class VideoSource:
         self.stopping.set()
         self.thread.join(timeout=2)
         self.capture.release()
+
+
+class AnimationSource:
+    """Frames of an animated GIF, WebP or PNG, decoded by PIL (OpenCV's FFmpeg reads GIFs but not animated WebP or
+    PNG), each stamped with the time it is shown. ``info.fps`` is the average rate, which an annotated video plays at."""
+
+    def __init__(self, path: str, sampling: Sampling = Sampling(), decode_all: bool = False):
+        self.path, self.decode_all = Path(path), decode_all
+        self.durations = frame_durations(self.path)
+        if not self.durations:
+            raise InputError(f"{path}: cannot be read as an animation (a damaged file?)")
+        self.starts = np.concatenate([[0.0], np.cumsum(self.durations)[:-1]])
+        self.frames = animation_frames(self.path, len(self.durations))
+        first = next(self.frames, None)
+        if first is None:
+            raise InputError(f"{path}: cannot be read as an animation (a damaged file?)")
+        self.first = first
+        height, width = first.shape[:2]
+        self.info = VideoInfo(len(self.durations) / sum(self.durations), width, height, len(self.durations))
+        self.step = sampling_step(self.info.fps, sampling)
+        self.decoded = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        import cv2
+
+        for index, rgb in enumerate(itertools.chain([self.first], self.frames)):
+            self.decoded = index + 1
+            analyse = index % self.step == 0
+            if analyse or self.decode_all:
+                yield Frame(index, float(self.starts[index]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), analyse)
+
+    def close(self) -> None:
+        self.frames.close()
 
 
 class Tracker:

@@ -22,20 +22,34 @@ FPS = 25
 runner = CliRunner()
 
 
-def write_video(path: Path, frames: int, pan: int = 2, faces: bool = True, size=(640, 480)) -> Path:
-    """examples/two_faces.jpg seen through a 640x480 window that pans right and zooms in slowly: the left
+def panned_frames(frames: int, pan: int = 2, faces: bool = True, size=(640, 480)):
+    """examples/two_faces.jpg (BGR) seen through a 640x480 window that pans right and zooms in slowly: the left
     face is in view the whole time, the right one never; or a face-free grey gradient."""
     photo = cv2.imread(str(EXAMPLES / "two_faces.jpg"))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v")), FPS, size)
     for i in range(frames):
         if faces:
             zoom = 1.0 + 0.1 * i / frames
             turn = np.array([[zoom, 0, -pan * i * zoom], [0, zoom, 0]], dtype=np.float64)
-            frame = cv2.warpAffine(photo, turn, size, borderMode=cv2.BORDER_REFLECT)
+            yield cv2.warpAffine(photo, turn, size, borderMode=cv2.BORDER_REFLECT)
         else:
-            frame = np.tile(np.linspace(60, 200, size[0], dtype=np.uint8), (size[1], 1))[:, :, None].repeat(3, axis=2)
+            yield np.tile(np.linspace(60, 200, size[0], dtype=np.uint8), (size[1], 1))[:, :, None].repeat(3, axis=2)
+
+
+def write_video(path: Path, frames: int, pan: int = 2, faces: bool = True, size=(640, 480)) -> Path:
+    fourcc = {".avi": "MJPG", ".vob": "MPEG", ".flv": "FLV1"}.get(path.suffix, "mp4v")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, size)
+    for frame in panned_frames(frames, pan, faces, size):
         writer.write(frame)
     writer.release()
+    return path
+
+
+def write_animation(path: Path, durations_ms: list[int]) -> Path:
+    """The panned frames as an animated GIF, WebP or PNG (by the suffix), each shown for its duration."""
+    from PIL import Image
+
+    frames = [Image.fromarray(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for f in panned_frames(len(durations_ms), pan=4)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations_ms, loop=0)
     return path
 
 
@@ -191,3 +205,70 @@ def test_phone_video_with_a_rotation_tag_is_read_upright(tmp_path, monkeypatch):
     expected = json.loads(upright.stdout)["faces"][0]
     assert np.abs(np.subtract(face["box"], expected["box"])).max() <= 8  # where the face is in the upright frame
     assert face["label"] == expected["label"] == "happy"
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png"])
+def test_animated_image_is_a_clip_timed_as_browsers_show_it(tmp_path, monkeypatch, suffix):
+    """A reaction GIF is a clip: every frame analysed, stamped with when it is shown (a GIF's 0 ms means 100 ms, as
+    in browsers), one face id throughout; OpenCV's FFmpeg reads no animated WebP or PNG, so PIL decodes them."""
+    monkeypatch.chdir(tmp_path)
+    durations = [100, 100, 300, 50, 100, 100] if suffix != ".gif" else [100, 100, 300, 0, 100, 100]
+    clip = write_animation(tmp_path / f"reaction{suffix}", durations)
+    result = predict(clip, "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    starts = [0.0, 0.1, 0.2, 0.5, 0.55 if suffix != ".gif" else 0.6, 0.65 if suffix != ".gif" else 0.7]
+    assert [r["frame"] for r in records] == list(range(6))
+    assert [r["time_s"] for r in records] == pytest.approx(starts, abs=1e-3)
+    assert all(len(r["faces"]) == 1 and r["faces"][0]["face_id"] == 1 for r in records)
+    summary = json.loads(Path("runs/predict/reaction/summary.json").read_text())
+    assert summary["frames_decoded"] == 6 and summary["size"] == [640, 480] and not summary["stopped"]
+    assert summary["duration_s"] == pytest.approx(sum(durations) / 1000 if suffix != ".gif" else 0.8, abs=1e-3)
+
+
+def test_animated_gif_saved_as_a_video_and_sampled(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip = write_animation(tmp_path / "reaction.gif", [100] * 8)  # 10 frames/s
+    result = predict(clip, "--fps", 5, "--save", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["frame"] for line in result.stdout.splitlines()] == [0, 2, 4, 6]
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "reaction_fer.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8 and capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10)
+
+
+def test_still_gif_and_two_picture_jpeg_stay_photos(tmp_path):
+    """Only an animation is a clip. Many phones' JPEGs carry a second picture (MPO: a depth map, a preview) that PIL
+    counts as a frame: still a photo."""
+    from PIL import Image
+
+    photo = Image.open(EXAMPLES / "astronaut.jpg").convert("RGB")
+    photo.save(tmp_path / "still.gif")
+    photo.save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=[photo.resize((160, 160))])
+    assert Image.open(tmp_path / "phone.jpg").n_frames == 2
+    for name in ("still.gif", "phone.jpg"):
+        result = predict(tmp_path / name, "--json")
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout)
+        assert record["status"] == "ok" and record["faces"][0]["label"] == "happy" and "frame" not in record
+
+
+def test_phone_camcorder_and_unnamed_videos_are_videos(tmp_path, monkeypatch):
+    """.3gp (phones, messaging apps), .mts (camcorders), .flv and .vob are found in folders; a video whose name says
+    nothing is read by its content; a file that is neither photo nor video gets one line."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for suffix in (".3gp", ".mts", ".flv", ".vob"):
+        write_video(folder / f"clip{suffix}", 6)
+    result = predict(folder, "--json")
+    assert result.exit_code == 0, result.output
+    paths = [json.loads(line)["path"] for line in result.stdout.splitlines()]
+    assert sorted(set(paths)) == sorted(str(p) for p in folder.iterdir()) and len(paths) == 4 * 6
+    unnamed = tmp_path / "download"
+    unnamed.write_bytes((folder / "clip.3gp").read_bytes())
+    assert len(predict(unnamed, "--json").stdout.splitlines()) == 6
+    junk = tmp_path / "notes.dat"
+    junk.write_text("not a photo, not a video")
+    result = predict(junk)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "notes.dat: neither an image PIL reads nor a video OpenCV's FFmpeg reads" in result.stderr

@@ -17,7 +17,7 @@ from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
 from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image
 from fercli.runs import refuse_overwrite, write_image_atomic
-from fercli.video import Sampling, is_video_path
+from fercli.video import Sampling, is_clip, is_video_path
 
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
 
@@ -32,9 +32,9 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
     if smooth_s < 0:
         raise InputError(f"--smooth {smooth_s}: give 0 (no smoothing) or a number of seconds")
     items = expand_inputs(inputs)
-    videos = [path for path, error in items if not error and is_video_path(path)]
+    videos = [path for path, error in items if not error and is_clip(path)]
     photos = [(path, error) for path, error in items if path not in videos]
-    targets = plan_saves(items, save, overwrite, camera)
+    targets = plan_saves(items, save, overwrite, camera, clips=set(videos))
     analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
                             min_score=min_score, min_face=min_face, faces=faces, align=align, orient=orient, tta=tta,
                             device=device_name)
@@ -106,8 +106,10 @@ def show_result(result: ImageResult, top_k: int) -> None:
     console.show(console.make_table(result.path, columns, rows))
 
 
-def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool, camera: int | None = None) -> dict[str, Path]:
-    """Where each annotated photo or video goes; refuses, before any work, to overwrite unless asked."""
+def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool, camera: int | None = None,
+               clips: set[str] = frozenset()) -> dict[str, Path]:
+    """Where each annotated photo or video goes (``clips``: the inputs read as videos, an animated GIF among them: they
+    are saved as .mp4); refuses, before any work, to overwrite unless asked."""
     if save is None:
         return {}
     readable = [path for path, error in items if not error] + ([str(camera)] if camera is not None else [])
@@ -116,7 +118,7 @@ def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool,
         raise InputError(f"--save {save}: {len(readable)} inputs need a folder, not one file")
     targets: dict[str, Path] = {}
     for path in readable:
-        video = is_video_path(path) or path == str(camera)
+        video = path in clips or path == str(camera)
         if as_file and video != (save.suffix.lower() in VIDEO_OUTPUTS):
             kind = "a video (.mp4 or .avi)" if video else "an image (.jpg or .png)"
             raise InputError(f"--save {save}: {path} needs {kind} to be saved as")

@@ -15,7 +15,7 @@ from fercli import console
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
-from fercli.video import FrameResult, Sampling, VideoInfo, VideoSource, analyze_video
+from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, open_clip
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 
@@ -24,7 +24,7 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
               save: Path | None, top_k: int, project: Path = Path("runs/predict")) -> int:
     """Returns the exit code; Ctrl-C still leaves every file complete (and stops a camera normally)."""
     label = f"camera {source}" if isinstance(source, int) else str(source)
-    video = VideoSource(source, sampling, decode_all=save is not None)
+    video = open_clip(source, sampling, decode_all=save is not None)
     run_dir = new_run_dir(project, "camera" if isinstance(source, int) else Path(str(source)).stem)
     outputs = Outputs(run_dir, label, analyzer.classifier.classes, video.info, save, top_k)
     progress = console.FrameProgress(label, video.info.frames)
