@@ -141,7 +141,7 @@ class VideoSource:
         self.thread.start()
 
     def _decode(self) -> None:
-        index, started = 0, time.monotonic()
+        index, started, shown = 0, time.monotonic(), 0.0
         live = isinstance(self.source, int)  # a camera's frames come when they come: stamp them by the clock
         try:
             while not self.stopping.is_set():
@@ -153,10 +153,20 @@ class VideoSource:
                 if not ok:
                     break
                 self.decoded = index + 1
-                self._put(Frame(index, time.monotonic() - started if live else index / self.info.fps, bgr, analyse))
+                shown = time.monotonic() - started if live else self._time_in_file(index, shown if index else 0.0)
+                self._put(Frame(index, shown, bgr, analyse))
                 index += 1
         finally:
             self._put(None)
+
+    def _time_in_file(self, index: int, previous: float) -> float:
+        """When the frame just read is shown, by its timestamp: phones record at a variable frame rate (fewer frames a
+        second in the dark), where index / fps drifts by seconds. A frame without a later timestamp than the one
+        before (a file without timestamps) is placed one nominal frame after it."""
+        import cv2
+
+        shown = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        return shown if index == 0 or shown > previous else previous + 1 / self.info.fps
 
     def _put(self, item) -> None:
         while not self.stopping.is_set():

@@ -65,6 +65,37 @@ def mark_turned_90(path: Path) -> Path:
     return path
 
 
+def set_frame_durations(path: Path, ticks: list[int]) -> Path:
+    """Rewrite an MP4's time-to-sample table so that frame i lasts ticks[i] (a variable frame rate, as phones record
+    in dim light), and the durations of the media, movie, track and edit list to match."""
+    data = bytearray(path.read_bytes())
+    runs: list[list[int]] = []
+    for tick in ticks:
+        if runs and runs[-1][1] == tick:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, tick])
+    stts = struct.pack(">I4sII", 16 + 8 * len(runs), b"stts", 0, len(runs)) + b"".join(struct.pack(">II", *r) for r in runs)
+    at = data.find(b"stts") - 4
+    old_size = struct.unpack(">I", data[at:at + 4])[0]
+    data[at:at + old_size] = stts
+    for name in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):  # the boxes holding stts grow with it (moov is last)
+        box = data.find(name) - 4
+        data[box:box + 4] = struct.pack(">I", struct.unpack(">I", data[box:box + 4])[0] + len(stts) - old_size)
+
+    def field(box: bytes, offset: int) -> slice:  # a 32-bit field of a version-0 box, counted from after its type
+        start = data.find(box) + 4 + offset
+        return slice(start, start + 4)
+
+    media_scale, movie_scale = (struct.unpack(">I", data[field(box, 12)])[0] for box in (b"mdhd", b"mvhd"))
+    movie_duration = round(sum(ticks) / media_scale * movie_scale)
+    for box, offset, value in ((b"mdhd", 16, sum(ticks)), (b"mvhd", 16, movie_duration), (b"tkhd", 20, movie_duration),
+                               (b"elst", 8, movie_duration)):
+        data[field(box, offset)] = struct.pack(">I", value)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def predict(*args):
     return runner.invoke(app, ["predict", *[str(a) for a in args]])
 
@@ -272,3 +303,18 @@ def test_phone_camcorder_and_unnamed_videos_are_videos(tmp_path, monkeypatch):
     result = predict(junk)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "notes.dat: neither an image PIL reads nor a video OpenCV's FFmpeg reads" in result.stderr
+
+
+def test_variable_frame_rate_video_is_timed_by_its_timestamps(tmp_path, monkeypatch):
+    """A phone video that drops from 25 to 12.5 frames a second halfway (as in dim light): each frame's time is its own
+    timestamp, not its index over the average rate (which would put frame 10 at 0.6 s instead of 0.4 s)."""
+    monkeypatch.chdir(tmp_path)
+    video = write_video(tmp_path / "dusk.mp4", 20)
+    timescale = struct.unpack(">I", video.read_bytes()[video.read_bytes().find(b"mdhd") + 16:][:4])[0]
+    set_frame_durations(video, [timescale // 25] * 10 + [timescale * 2 // 25] * 10)
+    result = predict(video, "--json")
+    assert result.exit_code == 0, result.output
+    times = [json.loads(line)["time_s"] for line in result.stdout.splitlines()]
+    assert times == pytest.approx([i * 0.04 for i in range(10)] + [0.4 + i * 0.08 for i in range(10)], abs=1e-3)
+    summary = json.loads(Path("runs/predict/dusk/summary.json").read_text())
+    assert summary["frames_decoded"] == 20 and summary["faces"][0]["last_s"] == pytest.approx(1.12, abs=1e-3)
