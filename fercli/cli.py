@@ -173,7 +173,7 @@ def visualize(
 @app.command()
 @friendly_errors
 def predict(
-    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="PHOTO|VIDEO|FOLDER|GLOB", help="Photos, videos (.mp4, .avi, .mov, .mkv, .webm, ...), folders (recursive) or globs.", show_default=False)] = None,
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="PHOTO|VIDEO|FOLDER|GLOB|URL", help="Photos, videos (.mp4, .mov, .avi, .mkv, .3gp, ...; animated GIFs too), folders (recursive), globs, or addresses (https://.../photo.jpg, .../clip.mp4, rtsp://camera/stream).", show_default=False)] = None,
     source: Annotated[Optional[int], typer.Option("--source", metavar="CAMERA", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,

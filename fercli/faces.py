@@ -23,6 +23,7 @@ from fercli.detect import Detection, YuNet, create_detector, quarter_turned, shr
 from fercli.errors import CheckpointError, InputError
 from fercli.images import Photo, read_photo, read_photo_bytes, resize_square
 from fercli.onnx_model import TENCROP_NEEDS_PT
+from fercli.urls import download, is_url
 
 CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
 MIN_SIDE = 16  # smaller than this, an image cannot hold a face whose expression can be read
@@ -92,7 +93,7 @@ class FaceAnalyzer:
                 orient: bool | None = None) -> dict:
         """One image -> the record ``fer predict --json`` prints.
 
-        image: a path; an RGB or gray uint8 array (OpenCV's BGR with bgr=True); or an encoded file's bytes
+        image: a path or an http(s) address; an RGB or gray uint8 array (OpenCV's BGR with bgr=True); or an encoded file's bytes
         (an upload), reported under ``name``. An unreadable image gives status "error", not an exception.
         orient: None follows the analyzer's setting; False looks for upright faces only (camera frames).
         """
@@ -126,7 +127,10 @@ class FaceAnalyzer:
             return ImageResult(path, "error", error=error), []
         try:
             # Decoded at twice the detector's size: enough pixels for a 48x48 crop of any face it can find.
-            photo = read_photo(Path(path), gray=False, max_side=2 * self.detect_size)
+            if is_url(path):
+                photo = read_photo_bytes(download(path), name=path, max_side=2 * self.detect_size)
+            else:
+                photo = read_photo(Path(path), gray=False, max_side=2 * self.detect_size)
         except InputError as exc:
             return ImageResult(path, "error", error=str(exc).removeprefix(f"{path}: ")), []
         return self.find_faces(path, photo, orient=orient)

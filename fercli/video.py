@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import queue
 import threading
 import time
@@ -23,12 +24,17 @@ import numpy as np
 from fercli.errors import InputError
 from fercli.faces import Face, FaceAnalyzer
 from fercli.images import Photo, animation_frames, frame_durations, is_animated, is_image_path
+from fercli.urls import PLAYLIST_SUFFIXES, is_stream, is_url, url_stem, url_suffix
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".vob",
                   ".3gp", ".3g2",  # older phones' and messaging apps' videos
                   ".ts", ".mts", ".m2ts"}  # MPEG transport streams: camcorders (AVCHD), recorded broadcasts
 MIN_IOU = 0.3
 MAX_GAP_S = 1.0
+URL_TIMEOUT_MS = 20_000
+# FFmpeg's own error lines (a refused connection, a damaged packet) would reach stderr next to fer's one line about the
+# same failure: quiet, unless the user sets a level to debug with. OpenCV reads it once, when it first opens a video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ def is_clip(path: str) -> bool:
     unfamiliar name (a camcorder's .MOD, a download without its suffix) that is no image but OpenCV's FFmpeg decodes."""
     if is_video_path(path):
         return True
+    if is_url(path):  # a photo is downloaded; a video's address must say it is one (or be a stream)
+        return is_stream(path) or url_suffix(path) in VIDEO_SUFFIXES | PLAYLIST_SUFFIXES
     animated = is_animated(Path(path))
     if animated is not None:
         return animated
@@ -89,7 +97,7 @@ def is_clip(path: str) -> bool:
 def _opencv_reads_a_frame(path: str) -> bool:
     import cv2
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a file that is no video is not an error yet
     capture = cv2.VideoCapture(path)
     try:
         return capture.isOpened() and capture.read()[0]
@@ -97,9 +105,29 @@ def _opencv_reads_a_frame(path: str) -> bool:
         capture.release()
 
 
+def is_live(source: str | int) -> bool:
+    """A camera or a live stream: frames stamped by the clock, Ctrl-C ends it normally."""
+    return isinstance(source, int) or is_stream(source)
+
+
+def media_name(source: str | int) -> str:
+    """What a run folder or an annotated file is named after: a file's stem, an address's last part, "camera"."""
+    if isinstance(source, int):
+        return "camera"
+    return url_stem(source) if is_url(source) else Path(source).stem
+
+
+def cannot_open(source: str | int) -> str:
+    if isinstance(source, int):
+        return f"camera {source}: cannot be opened (is a camera connected, and is {source} its number?)"
+    if is_url(source):
+        return f"{source}: cannot be opened as a video stream (is the address right and the server up?)"
+    return f"{source}: cannot be opened as a video (is it a video file OpenCV's FFmpeg reads?)"
+
+
 def open_clip(source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False):
     """The frame source for a camera, a video file or an animated image."""
-    if isinstance(source, str) and is_animated(Path(source)):
+    if isinstance(source, str) and not is_url(source) and is_animated(Path(source)):
         return AnimationSource(source, sampling, decode_all)
     return VideoSource(source, sampling, decode_all)
 
@@ -120,12 +148,16 @@ class VideoSource:
         import cv2
 
         self.source, self.sampling, self.decode_all = source, sampling, decode_all
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: a failed open is reported below in one line, not as OpenCV's warnings
-        self.capture = cv2.VideoCapture(source)
+        # Silent: what fails (opening, a server refusing, decoding stopping early) fer says in one line of its own, not
+        # as OpenCV's and FFmpeg's log lines.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        if isinstance(source, str) and is_url(source):  # FFmpeg would wait for an unreachable server for minutes
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS]
+            self.capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
+        else:
+            self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
-            what = f"camera {source}" if isinstance(source, int) else str(source)
-            raise InputError(f"{what}: cannot be opened as a video (is it a video file OpenCV's FFmpeg reads, "
-                             "or a connected camera?)")
+            raise InputError(cannot_open(source))
         # Phones store portrait videos as landscape frames plus a rotation in the container; read them as seen (OpenCV's
         # default today, said here so that it stays so).
         self.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
@@ -142,7 +174,7 @@ class VideoSource:
 
     def _decode(self) -> None:
         index, started, shown = 0, time.monotonic(), 0.0
-        live = isinstance(self.source, int)  # a camera's frames come when they come: stamp them by the clock
+        live = is_live(self.source)  # a camera's frames come when they come: stamp them by the clock
         try:
             while not self.stopping.is_set():
                 analyse = index % self.step == 0

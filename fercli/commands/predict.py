@@ -15,9 +15,10 @@ from fercli import console
 from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
-from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image
+from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image, read_photo_bytes
 from fercli.runs import refuse_overwrite, write_image_atomic
-from fercli.video import Sampling, is_clip, is_video_path
+from fercli.urls import download, is_url
+from fercli.video import Sampling, is_clip, is_video_path, media_name
 
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
 
@@ -74,7 +75,9 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if is_url(item):  # before globs: an address's "?" starts its query
+            found.append((item, ""))
+        elif path.is_dir():
             media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p)))
             found += [(str(p), "") for p in media] or [(item, "folder holds no images or videos (.jpg, .png, .mp4, ...)")]
         elif path.exists():
@@ -123,7 +126,7 @@ def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool,
             kind = "a video (.mp4 or .avi)" if video else "an image (.jpg or .png)"
             raise InputError(f"--save {save}: {path} needs {kind} to be saved as")
         # a/face.jpg and b/face.jpg (or face.jpg and face.png) would share a name: number the later ones.
-        stem, suffix = ("camera" if path == str(camera) else Path(path).stem), ".mp4" if video else ".jpg"
+        stem, suffix = ("camera" if path == str(camera) else media_name(path)), ".mp4" if video else ".jpg"
         target, n = save if as_file else save / f"{stem}_fer{suffix}", 1
         while target in targets.values() and targets.get(path) != target:
             n += 1
@@ -139,7 +142,10 @@ def save_annotated(result: ImageResult, target: Path, top_k: int) -> Path:
 
     from fercli.draw import draw_faces
 
-    rgb = read_image(Path(result.path), gray=False)
+    if is_url(result.path):  # fetched again: holding every photo of a batch until it is drawn would cost more
+        rgb = read_photo_bytes(download(result.path), name=result.path).pixels
+    else:
+        rgb = read_image(Path(result.path), gray=False)
     scale = rgb.shape[1] / result.size[0] if result.size[0] else 1.0
     canvas = draw_faces(np.ascontiguousarray(rgb[:, :, ::-1]), result.faces, scale, top_k)  # OpenCV draws in BGR
     if not cv2.haveImageWriter(str(target)):

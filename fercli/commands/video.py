@@ -15,7 +15,7 @@ from fercli import console
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
-from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, open_clip
+from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, is_live, media_name, open_clip
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 
@@ -25,7 +25,7 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
     """Returns the exit code; Ctrl-C still leaves every file complete (and stops a camera normally)."""
     label = f"camera {source}" if isinstance(source, int) else str(source)
     video = open_clip(source, sampling, decode_all=save is not None)
-    run_dir = new_run_dir(project, "camera" if isinstance(source, int) else Path(str(source)).stem)
+    run_dir = new_run_dir(project, media_name(source))
     outputs = Outputs(run_dir, label, analyzer.classifier.classes, video.info, save, top_k)
     progress = console.FrameProgress(label, video.info.frames)
     start, interrupted = time.perf_counter(), False
@@ -42,7 +42,7 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
         video.close()
         summary = outputs.close(decoded=video.decoded, seconds=time.perf_counter() - start, interrupted=interrupted)
     report(summary, run_dir, as_json)
-    if interrupted and not isinstance(source, int):
+    if interrupted and not is_live(source):
         raise KeyboardInterrupt  # a file run cut short: the CLI says so and exits 130, after the files were closed
     return 0
 
