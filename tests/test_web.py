@@ -116,6 +116,47 @@ def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, 
     assert "happy" in page.inner_text(".result .face-label")
 
 
+def write_clip(path: Path, fourcc: str, frames: int = 30, fps: int = 10) -> Path:
+    """The example photo in a 640x480 frame, ``frames`` frames at ``fps``."""
+    import cv2
+
+    frame = cv2.copyMakeBorder(cv2.resize(cv2.imread(str(EXAMPLES / "astronaut.jpg")), (480, 480)), 0, 0, 80, 80,
+                               cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (640, 480))
+    for _ in range(frames):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_a_dropped_video_plays_with_labelled_boxes_timed_by_the_video(server, page, tmp_path):
+    clip = write_clip(tmp_path / "clip.webm", "VP80")  # 3 s of VP8, which every Chromium plays
+    page.goto(server)
+    page.set_input_files("#files", str(clip))
+    page.wait_for_function("document.getElementById('webcam-labels').textContent.includes('happy')", timeout=20_000)
+    page.wait_for_function("document.getElementById('status').textContent.includes('frames analysed')", timeout=30_000)
+    assert page.inner_text("#status").startswith("clip.webm: ") and page.locator(".result").count() == 0  # no photo card
+    times = page.evaluate("live.rows.map((r) => r.t)")  # the video's own clock, not the wall's
+    assert 3 <= len(times) <= 30 and times == sorted(set(times)) and 0 <= times[0] and times[-1] < 3.0, times  # a frame once
+    assert page.evaluate("live.rows.every((r) => r.face_id === 1 && r.label === 'happy')")
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "clip_timeline.csv"
+    assert len(Path(download.value.path()).read_text().splitlines()) == len(times) + 1
+
+
+def test_a_video_the_browser_cannot_play_says_so_and_the_page_goes_on(server, page, tmp_path):
+    clip = write_clip(tmp_path / "old camera.avi", "MJPG", frames=5)  # AVI: Chromium plays no such container
+    page.goto(server)
+    page.set_input_files("#files", str(clip))
+    page.wait_for_function("document.getElementById('status').textContent.includes('cannot play')", timeout=20_000)
+    assert page.inner_text("#status") == ('old camera.avi: this browser cannot play this video\'s format; '
+                                          'fer predict "old camera.avi" reads it')
+    page.set_input_files("#files", str(EXAMPLES / "astronaut.jpg"))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    assert "happy" in page.inner_text(".result .face-label")
+
+
 def test_the_webcam_shows_a_labelled_box_within_seconds(server, page):
     sent = []
     page.on("request", lambda request: sent.append(request.url) if "/v1/predict" in request.url else None)

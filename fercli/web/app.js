@@ -1,4 +1,4 @@
-// fer's web page: photos and the webcam through POST /v1/predict. Plain JS, no build step, no network beyond this server.
+// fer's web page: photos, videos and the webcam through POST /v1/predict. Plain JS, no build step, no network beyond this server.
 "use strict";
 
 const COLOURS = ["#d62728", "#8c564b", "#2ca02c", "#ff7f0e", "#7f7f7f", "#1f77b4", "#e377c2", "#9467bd"];
@@ -99,22 +99,38 @@ async function showPhoto(file) {
   }
 }
 
+const VIDEO_NAME = /\.(mp4|m4v|mov|webm|mkv|ogv|avi|3gp|mts|m2ts|ts|flv|wmv|mpe?g)$/i;
+
+// Photos get a card each; a video (the first one given) plays in the live view.
+function openFiles(files) {
+  const all = Array.from(files);
+  const videos = all.filter((f) => f.type.startsWith("video/") || VIDEO_NAME.test(f.name));
+  all.filter((f) => !videos.includes(f)).forEach(showPhoto);
+  if (videos.length) playVideo(videos[0]);
+}
+
 function setUpPhotos() {
   const drop = document.getElementById("drop");
   const input = document.getElementById("files");
-  input.addEventListener("change", () => { for (const f of input.files) showPhoto(f); input.value = ""; });
+  input.addEventListener("change", () => { openFiles(input.files); input.value = ""; });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    for (const f of e.dataTransfer.files) showPhoto(f);
+    openFiles(e.dataTransfer.files);
   });
 }
 
-// ---------------------------------------------------------------- webcam
+// ---------------------------------------------------------------- the live view: the webcam, or a video file playing
 
-const webcam = { stream: null, running: false, start: 0, tracks: [], nextId: 1, rows: [], classes: null };
+// name: "webcam" or the file's; a file's frames are timed by the video's own clock (currentTime), the webcam's by ours.
+const live = { stream: null, url: null, name: "webcam", fromFile: false, running: false, start: 0, tracks: [], nextId: 1,
+  rows: [], classes: null, session: 0 };
+
+function setStatus(text) {
+  document.getElementById("status").textContent = text;
+}
 
 function iou(a, b) {
   const ix = Math.max(0, Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]));
@@ -125,17 +141,17 @@ function iou(a, b) {
 
 // The same rule as fer's video tracking: a face continues the track it overlaps most (IoU >= 0.3).
 function assignIds(faces, t) {
-  webcam.tracks = webcam.tracks.filter((tr) => t - tr.seen <= 1.0);
+  live.tracks = live.tracks.filter((tr) => t - tr.seen <= 1.0);
   const ids = [];
   const used = new Set();
   for (const face of faces) {
     let best = null;
     let bestIou = 0.3;
-    for (const tr of webcam.tracks) {
+    for (const tr of live.tracks) {
       const o = iou(face.box, tr.box);
       if (!used.has(tr.id) && o >= bestIou) { best = tr; bestIou = o; }
     }
-    if (!best) { best = { id: webcam.nextId++, box: face.box, seen: t }; webcam.tracks.push(best); }
+    if (!best) { best = { id: live.nextId++, box: face.box, seen: t }; live.tracks.push(best); }
     best.box = face.box;
     best.seen = t;
     used.add(best.id);
@@ -147,7 +163,7 @@ function assignIds(faces, t) {
 function drawCharts() {
   const charts = document.getElementById("charts");
   const byFace = new Map();
-  for (const row of webcam.rows) {
+  for (const row of live.rows) {
     if (!byFace.has(row.face_id)) byFace.set(row.face_id, []);
     byFace.get(row.face_id).push(row);
   }
@@ -169,7 +185,7 @@ function drawCharts() {
     ctx.fillStyle = "#222";
     ctx.font = "12px system-ui, sans-serif";
     ctx.fillText(`face #${id}, last ${span} s`, 40, 12);
-    webcam.classes.forEach((name, k) => {
+    live.classes.forEach((name, k) => {
       ctx.strokeStyle = COLOURS[k % COLOURS.length];
       ctx.beginPath();
       rows.filter((r) => end - r.t <= span).forEach((r, i) => {
@@ -182,26 +198,39 @@ function drawCharts() {
   }
 }
 
-async function webcamLoop() {
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The media time of the next frame the video shows; undefined if none comes within a quarter second (paused, ended).
+function nextFrame(video) {
+  return Promise.race([new Promise((r) => video.requestVideoFrameCallback((_now, frame) => r(frame.mediaTime))), sleep(250)]);
+}
+
+async function liveLoop() {
   const video = document.getElementById("video");
   const overlay = document.getElementById("overlay");
   const grab = document.createElement("canvas");
   let frames = 0;
-  while (webcam.running) {
-    if (!video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
+  const session = live.session;  // a loop whose source was replaced while a frame was out ends at its next turn
+  const current = () => live.running && live.session === session;
+  while (current()) {
+    if (live.fromFile && video.ended) { finishVideo(frames); break; }
+    if (!video.videoWidth || video.paused) { await sleep(50); continue; }
+    // A file's frame is taken when it is shown, each once, at its own time; the camera's, when the last answer is back.
+    const t = live.fromFile ? await nextFrame(video) : (performance.now() - live.start) / 1000;
+    if (t === undefined) continue;
     grab.width = video.videoWidth;
     grab.height = video.videoHeight;
     grab.getContext("2d").drawImage(video, 0, 0);
     const blob = await new Promise((r) => grab.toBlob(r, "image/jpeg", 0.85));
-    const t = (performance.now() - webcam.start) / 1000;
     let record;
     try {
       // Camera frames are upright: no search of turned views (?orient=false). The next frame goes when this answer is back.
-      record = await predict(blob, "webcam.jpg", "?orient=false");
+      record = await predict(blob, "frame.jpg", "?orient=false");
     } catch (err) {
-      document.getElementById("status").textContent = err.message;
+      setStatus(err.message);
       continue;
     }
+    if (!current()) break;
     const ids = assignIds(record.faces, t);
     overlay.width = video.clientWidth;
     overlay.height = video.clientHeight;
@@ -210,51 +239,97 @@ async function webcamLoop() {
     drawFaces(ctx, record.faces, overlay.width / record.size[0], ids);
     document.getElementById("webcam-labels").textContent =
       record.faces.map((f, i) => `#${ids[i]} ${f.label} ${Math.round(100 * f.scores[f.label])}%`).join("  ");
-    record.faces.forEach((f, i) => webcam.rows.push({ t, face_id: ids[i], box: f.box, label: f.label, scores: f.scores }));
-    if (!webcam.classes && record.faces.length) webcam.classes = Object.keys(record.faces[0].scores);
-    if (webcam.classes) drawCharts();
+    record.faces.forEach((f, i) => live.rows.push({ t, face_id: ids[i], box: f.box, label: f.label, scores: f.scores }));
+    if (!live.classes && record.faces.length) live.classes = Object.keys(record.faces[0].scores);
+    if (live.classes) drawCharts();
     frames += 1;
-    document.getElementById("status").textContent = `${(frames / t).toFixed(1)} frames/s`;
+    const elapsed = (performance.now() - live.start) / 1000;
+    setStatus(`${live.fromFile ? live.name + ": " : ""}${(frames / elapsed).toFixed(1)} frames/s`);
   }
+}
+
+// Whatever played before (the webcam, another video) has stopped; its boxes, ids and charts go with it.
+function beginLive(name, fromFile) {
+  Object.assign(live, { name, fromFile, running: true, session: live.session + 1, start: performance.now(), tracks: [], nextId: 1, rows: [] });
+  document.getElementById("charts").replaceChildren();
+  document.getElementById("webcam-labels").textContent = "";
+  const overlay = document.getElementById("overlay");
+  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+  document.getElementById("start").disabled = !fromFile;
+  document.getElementById("stop").disabled = false;
+  document.getElementById("download").disabled = false;
+  liveLoop();
+}
+
+function detachSource(video) {
+  video.pause();
+  video.srcObject = null;
+  video.removeAttribute("src");
+  if (live.url) { URL.revokeObjectURL(live.url); live.url = null; }
 }
 
 async function startWebcam() {
+  let stream;
   try {
-    webcam.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (err) {
-    document.getElementById("status").textContent = `no camera: ${err.message}`;
+    setStatus(`no camera: ${err.message}`);
     return;
   }
   const video = document.getElementById("video");
-  video.srcObject = webcam.stream;
+  stopLive();
+  detachSource(video);
+  live.stream = stream;
+  video.srcObject = stream;
   await video.play();
-  Object.assign(webcam, { running: true, start: performance.now(), tracks: [], nextId: 1, rows: [] });
-  document.getElementById("start").disabled = true;
-  document.getElementById("stop").disabled = false;
-  document.getElementById("download").disabled = false;
-  webcamLoop();
+  beginLive("webcam", false);
 }
 
-function stopWebcam() {
-  webcam.running = false;
-  if (webcam.stream) webcam.stream.getTracks().forEach((track) => track.stop());
+async function playVideo(file) {
+  const video = document.getElementById("video");
+  stopLive();
+  detachSource(video);
+  live.url = URL.createObjectURL(file);
+  video.src = live.url;
+  try {
+    await video.play();
+  } catch (err) {  // a format this browser does not play (AVI, most MKV, HEVC in Chromium): fer itself reads more
+    detachSource(video);
+    setStatus(`${file.name}: this browser cannot play this video's format; fer predict "${file.name}" reads it`);
+    return;
+  }
+  beginLive(file.name, true);
+}
+
+function finishVideo(frames) {
+  live.running = false;
+  document.getElementById("start").disabled = false;
+  document.getElementById("stop").disabled = true;
+  const seconds = document.getElementById("video").duration;
+  setStatus(`${live.name}: ${frames} frames analysed over ${seconds.toFixed(1)} s; the timeline is ready to download`);
+}
+
+function stopLive() {
+  live.running = false;
+  if (live.stream) { live.stream.getTracks().forEach((track) => track.stop()); live.stream = null; }
+  if (live.fromFile) document.getElementById("video").pause();
   document.getElementById("start").disabled = false;
   document.getElementById("stop").disabled = true;
 }
 
 function downloadCsv() {
-  const classes = webcam.classes || [];
+  const classes = live.classes || [];
   const lines = [["time_s", "face_id", "x", "y", "w", "h", "label", ...classes].join(",")];
-  for (const r of webcam.rows) {
+  for (const r of live.rows) {
     lines.push([r.t.toFixed(3), r.face_id, ...r.box, r.label, ...classes.map((c) => r.scores[c])].join(","));
   }
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
-  link.download = "webcam_timeline.csv";
+  link.download = `${live.name.replace(/\.[^.]*$/, "")}_timeline.csv`;
   link.click();
 }
 
 setUpPhotos();
 document.getElementById("start").addEventListener("click", startWebcam);
-document.getElementById("stop").addEventListener("click", stopWebcam);
+document.getElementById("stop").addEventListener("click", stopLive);
 document.getElementById("download").addEventListener("click", downloadCsv);
