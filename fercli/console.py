@@ -35,6 +35,13 @@ def result_line(text: str) -> None:
     out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def bar(*columns) -> Progress:
+    """A progress bar on stderr, gone when done, only where stderr is a terminal (no stray lines in logs). It leaves
+    stdout alone: Rich's default would route results printed meanwhile (JSON lines piped to a file) into the bar."""
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal, redirect_stdout=False,
+                    redirect_stderr=False)
+
+
 class RichReporter:
     """Training progress: a live bar per epoch and one aligned table row per finished epoch."""
 
@@ -58,11 +65,11 @@ class RichReporter:
 
     def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None:
         if self.progress is None:
-            self.progress = Progress(
+            self.progress = bar(
                 TextColumn(f"[cyan]epoch {self.current}/{self.epochs}"), TextColumn("{task.description}"), BarColumn(),
                 MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                 TextColumn("acc {task.fields[acc]:.1%}"), TextColumn("{task.fields[ips]:.0f} img/s"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+                TimeElapsedColumn(), TimeRemainingColumn(),
             )
             self.progress.start()
             self.task = self.progress.add_task("train", total=total, loss=0.0, acc=0.0, ips=0.0)
@@ -106,8 +113,8 @@ class WorkProgress:
     Use as ``with WorkProgress("scoring", total) as bar: ... bar.advance(n)``."""
 
     def __init__(self, label: str, total: int):
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn(), console=err, transient=True)
+        self.progress = bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TimeRemainingColumn())
         self.task = self.progress.add_task(escape(label), total=total)
 
     def __enter__(self) -> WorkProgress:
@@ -125,9 +132,8 @@ class FrameProgress:
     """A bar for long frame-by-frame work (videos): frames done, frames/s, time left when the total is known."""
 
     def __init__(self, label: str, total: int | None):
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=err, transient=True, disable=not err.is_terminal)  # no stray line in logs
+        self.progress = bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn())
         self.task = self.progress.add_task(escape(label), total=total or None, fps=0.0)
         self.progress.start()
 

@@ -66,6 +66,7 @@ def test_folder_with_a_corrupt_file_goes_on(tmp_path, trained_checkpoint):
     assert [Path(r["path"]).name for r in records] == ["a.png", "c.jpg", "b.jpg"]
     assert [r["status"] for r in records] == ["ok", "error", "ok"]
     assert "corrupt" in records[1]["error"] or "not an image" in records[1]["error"]
+    assert "3 photos: 2 with faces (2 faces), 0 without, 1 unreadable" in result.stderr  # the tally, on stderr
 
 
 def test_json_schema(trained_checkpoint):

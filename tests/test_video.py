@@ -318,3 +318,36 @@ def test_variable_frame_rate_video_is_timed_by_its_timestamps(tmp_path, monkeypa
     assert times == pytest.approx([i * 0.04 for i in range(10)] + [0.4 + i * 0.08 for i in range(10)], abs=1e-3)
     summary = json.loads(Path("runs/predict/dusk/summary.json").read_text())
     assert summary["frames_decoded"] == 20 and summary["faces"][0]["last_s"] == pytest.approx(1.12, abs=1e-3)
+
+
+def test_json_piped_to_a_file_from_a_terminal_all_reaches_the_file(tmp_path):
+    """`fer predict clips/ --json > frames.jsonl` typed in a terminal: stderr is a tty, so progress bars draw there;
+    every JSON line must still reach stdout (Rich's bars, left to their default, took stdout's lines for themselves)."""
+    import pty
+    import shutil
+    import threading
+
+    video = write_video(tmp_path / "clip.mp4", 12)
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(EXAMPLES / "astronaut.jpg", tmp_path / name)
+    terminal, tty = pty.openpty()
+
+    def drain() -> None:  # read what the bars draw, so that a full pty never blocks fer
+        try:
+            while os.read(terminal, 4096):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        for inputs, expected in (([video], 12), ([tmp_path / "a.jpg", tmp_path / "b.jpg"], 2)):
+            run = subprocess.run([sys.executable, "-m", "fercli", "predict", *map(str, inputs), "--json"], cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=tty, stdin=subprocess.DEVNULL, timeout=120,
+                                 env={**os.environ, "TERM": "xterm", "OMP_NUM_THREADS": "1"})
+            lines = run.stdout.decode().splitlines()
+            assert run.returncode == 0 and len(lines) == expected, (inputs, lines[:3])
+            assert all(json.loads(line)["path"] for line in lines)
+    finally:
+        os.close(tty)
+        os.close(terminal)

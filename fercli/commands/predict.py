@@ -3,6 +3,7 @@ videos and cameras (commands/video.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import sys
@@ -54,20 +55,31 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
 
 def predict_photos(analyzer: FaceAnalyzer, items: list[tuple[str, str]], targets: dict[str, Path], as_json: bool,
                    top_k: int) -> int:
-    """Tables or JSON lines per photo; returns how many inputs could not be read."""
-    failures = 0
-    for result in analyzer.analyze_files(items):
-        failures += result.status == "error"
-        if as_json:
-            sys.stdout.write(json.dumps(result.to_json()) + "\n")
-        else:
-            show_result(result, top_k)
-        if targets and result.status != "error":
-            saved = save_annotated(result, targets[result.path], top_k)
-            console.info(f"saved {saved}")
-    if failures and not as_json:
-        console.warn(f"{failures} of {len(items)} input(s) could not be read")
-    return failures
+    """Tables or JSON lines per photo, then (for several) a count on stderr; returns how many could not be read."""
+    counts = {"ok": 0, "no_face": 0, "error": 0, "faces": 0}
+    # Results piped to a file leave the terminal silent for a big folder: a bar there instead (gone when done).
+    bar = console.WorkProgress("photos", len(items)) if len(items) > 1 and not console.out.is_terminal else None
+    with bar or contextlib.nullcontext():
+        for result in analyzer.analyze_files(items):
+            counts[result.status] += 1
+            counts["faces"] += len(result.faces)
+            show_or_save(result, targets, as_json, top_k)
+            if bar:
+                bar.advance(1)
+    if len(items) > 1:
+        console.info(f"{len(items)} photos: {counts['ok']} with faces ({counts['faces']} faces), {counts['no_face']} "
+                     f"without, {counts['error']} unreadable")
+    return counts["error"]
+
+
+def show_or_save(result: ImageResult, targets: dict[str, Path], as_json: bool, top_k: int) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+    else:
+        show_result(result, top_k)
+    if targets and result.status != "error":
+        saved = save_annotated(result, targets[result.path], top_k)
+        console.info(f"saved {saved}")
 
 
 def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
