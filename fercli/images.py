@@ -149,10 +149,12 @@ def _decode(img: Image.Image, gray: bool, max_side: int, path: Path | str) -> Ph
     return Photo(np.asarray(img, dtype=np.uint8), (height, width) if turned else (width, height))
 
 
-def frame_durations(path: Path) -> list[float]:
+def frame_durations(path: Path) -> tuple[list[float], bool]:
     """How long, in seconds, each frame of an animated image is shown, as browsers show it: a GIF that says 0 or 10 ms
-    (many do, meaning "as fast as you can") is played at 100 ms a frame. Stops at the first frame that cannot be read."""
+    (many do, meaning "as fast as you can") is played at 100 ms a frame; and whether the file is whole (False: it
+    stops, damaged or cut, after the frames listed)."""
     durations: list[float] = []
+    whole = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with Image.open(path) as img:
@@ -166,8 +168,8 @@ def frame_durations(path: Path) -> list[float]:
                     ms = img.info.get("duration") or 0
                     durations.append((ms if ms > 10 else 100) / 1000)
             except (OSError, EOFError, ValueError, SyntaxError):
-                pass  # a truncated file: the frames before the damage still count
-    return durations
+                whole = False  # the frames before the damage still count
+    return durations, whole
 
 
 def animation_frames(path: Path, count: int) -> Iterator[np.ndarray]:

@@ -167,6 +167,7 @@ class VideoSource:
                               max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))))
         self.step = sampling_step(self.info.fps, sampling)
         self.decoded = 0  # frames read so far
+        self.damaged = False  # a damaged file shows as fewer frames decoded than the container claims (see Outputs)
         self.queue: queue.Queue = queue.Queue(maxsize=ahead)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._decode, daemon=True)
@@ -225,7 +226,8 @@ class AnimationSource:
 
     def __init__(self, path: str, sampling: Sampling = Sampling(), decode_all: bool = False):
         self.path, self.decode_all = Path(path), decode_all
-        self.durations = frame_durations(self.path)
+        self.durations, whole = frame_durations(self.path)
+        self.damaged = not whole
         if not self.durations:
             raise InputError(f"{path}: cannot be read as an animation (a damaged file?)")
         self.starts = np.concatenate([[0.0], np.cumsum(self.durations)[:-1]])

@@ -257,6 +257,17 @@ def test_animated_image_is_a_clip_timed_as_browsers_show_it(tmp_path, monkeypatc
     assert summary["duration_s"] == pytest.approx(sum(durations) / 1000 if suffix != ".gif" else 0.8, abs=1e-3)
 
 
+def test_cut_animated_gif_gives_what_was_read_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    whole = write_animation(tmp_path / "whole.gif", [100] * 8)
+    cut = tmp_path / "cut.gif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = predict(cut, "--json")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    frames = [json.loads(line)["frame"] for line in result.stdout.splitlines()]
+    assert 1 <= len(frames) < 8 and f"damaged or cut after frame {len(frames)}" in result.stderr
+
+
 def test_animated_gif_saved_as_a_video_and_sampled(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     clip = write_animation(tmp_path / "reaction.gif", [100] * 8)  # 10 frames/s

@@ -40,7 +40,8 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
     finally:
         progress.close()
         video.close()
-        summary = outputs.close(decoded=video.decoded, seconds=time.perf_counter() - start, interrupted=interrupted)
+        summary = outputs.close(decoded=video.decoded, seconds=time.perf_counter() - start, interrupted=interrupted,
+                                damaged=video.damaged)
     report(summary, run_dir, as_json)
     if interrupted and not is_live(source):
         raise KeyboardInterrupt  # a file run cut short: the CLI says so and exits 130, after the files were closed
@@ -83,11 +84,11 @@ class Outputs:
             faces = [t.face for t in self.last_faces]
             self.writer.write(draw_faces(frame.bgr, faces, top_k=self.top_k, names=[f"#{t.face_id}" for t in self.last_faces]))
 
-    def close(self, decoded: int, seconds: float, interrupted: bool) -> dict:
+    def close(self, decoded: int, seconds: float, interrupted: bool, damaged: bool = False) -> dict:
         self.csv_file.close()
         if self.writer is not None:
             self.writer.release()
-        summary = self.summary(decoded, seconds, interrupted)
+        summary = self.summary(decoded, seconds, interrupted, damaged)
         write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json")
         if self.times:
             from fercli.draw import draw_timeline
@@ -98,7 +99,7 @@ class Outputs:
             write_image_atomic(picture, self.run_dir / "timeline.png")
         return summary
 
-    def summary(self, decoded: int, seconds: float, interrupted: bool) -> dict:
+    def summary(self, decoded: int, seconds: float, interrupted: bool, damaged: bool = False) -> dict:
         faces = []
         for face_id, times in self.times.items():
             probs = np.stack(self.probs[face_id])
@@ -110,6 +111,8 @@ class Outputs:
         stopped = ""
         if interrupted:
             stopped = f"interrupted after frame {decoded}"
+        elif damaged:
+            stopped = f"the file is damaged or cut after frame {decoded}; results cover what was read"
         elif claimed and decoded < claimed - 1:  # containers often round their frame count by one
             stopped = (f"could not decode past frame {decoded} ({decoded / self.info.fps:.2f} s) of the "
                        f"{claimed} the file claims; results cover what was read")
