@@ -116,6 +116,20 @@ def test_a_corrupt_upload_shows_an_error_and_the_page_still_works(server, page, 
     assert "happy" in page.inner_text(".result .face-label")
 
 
+def test_a_pasted_picture_is_read_like_a_dropped_one(server, page):
+    """A screenshot pasted with Ctrl+V: the browser hands the page a file named image.png."""
+    page.goto(server)
+    data = list((EXAMPLES / "astronaut.jpg").read_bytes())
+    page.evaluate("""(bytes) => {
+        const clip = new DataTransfer();
+        clip.items.add(new File([new Uint8Array(bytes)], "image.png", { type: "image/jpeg" }));
+        document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: clip }));
+    }""", data)
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    assert "happy" in page.inner_text(".result .face-label")
+    assert page.inner_text(".result .name").startswith("pasted-") and page.locator(".result canvas").count() == 1
+
+
 def write_clip(path: Path, fourcc: str, frames: int = 30, fps: int = 10) -> Path:
     """The example photo in a 640x480 frame, ``frames`` frames at ``fps``."""
     import cv2

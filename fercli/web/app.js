@@ -120,6 +120,20 @@ function setUpPhotos() {
     drop.classList.remove("over");
     openFiles(e.dataTransfer.files);
   });
+  // A screenshot or a photo copied from another program, pasted anywhere on the page (Ctrl+V / Cmd+V).
+  document.addEventListener("paste", (e) => {
+    const files = Array.from(e.clipboardData?.files || []);
+    if (!files.length) return;
+    e.preventDefault();
+    openFiles(files.map((f, i) => (f.name && f.name !== "image.png" ? f : new File([f], pastedName(f, i), { type: f.type }))));
+  });
+}
+
+// Browsers call every pasted picture "image.png": name it by the time it was pasted, so cards and errors tell them apart.
+function pastedName(file, index) {
+  const stamp = new Date().toTimeString().slice(0, 8).replaceAll(":", "");
+  const suffix = (file.type.split("/")[1] || "png").replace("jpeg", "jpg");
+  return `pasted-${stamp}${index ? "-" + (index + 1) : ""}.${suffix}`;
 }
 
 // ---------------------------------------------------------------- the live view: the webcam, or a video file playing
