@@ -158,6 +158,13 @@ def test_annotated_video_has_every_frame(tmp_path, monkeypatch):
     ok, frame = capture.read()
     assert ok and frame.shape == (480, 640, 3)
     assert predict(video, "--save", out).exit_code == 1  # refuses to overwrite it
+    web = tmp_path / "for the browser.webm"  # VP8: what a browser or a chat app plays
+    assert predict(video, "--every", 4, "--save", web).exit_code == 0
+    capture = cv2.VideoCapture(str(web))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 20 and web.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # Matroska/WebM's EBML header
 
 
 def test_video_without_faces_is_no_face(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.urls import download, is_url
 from fercli.video import Sampling, is_clip, is_video_path, media_name
 
-VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v"}
+VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 
 
 def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
@@ -135,7 +135,7 @@ def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool,
     for path in readable:
         video = path in clips or path == str(camera)
         if as_file and video != (save.suffix.lower() in VIDEO_OUTPUTS):
-            kind = "a video (.mp4 or .avi)" if video else "an image (.jpg or .png)"
+            kind = "a video (.mp4, .webm or .avi)" if video else "an image (.jpg or .png)"
             raise InputError(f"--save {save}: {path} needs {kind} to be saved as")
         # a/face.jpg and b/face.jpg (or face.jpg and face.png) would share a name: number the later ones.
         stem, suffix = ("camera" if path == str(camera) else media_name(path)), ".mp4" if video else ".jpg"

@@ -17,7 +17,9 @@ from fercli.faces import FaceAnalyzer
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
 from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, is_live, media_name, open_clip
 
-FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+# OpenCV's FFmpeg has no H.264 encoder (a GPL/patent matter): .mp4 holds MPEG-4 Part 2, which players read and browsers
+# do not; .webm holds VP8, which browsers and chat apps play (about 8x slower to encode).
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
 
 def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, smooth_s: float, as_json: bool,
@@ -128,7 +130,7 @@ def open_writer(path: Path, info: VideoInfo):
 
     fourcc = FOURCC.get(path.suffix.lower())
     if fourcc is None:
-        raise InputError(f"--save {path}: an annotated video is written as .mp4 or .avi")
+        raise InputError(f"--save {path}: an annotated video is written as .mp4, .webm (plays in browsers) or .avi")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), info.fps, (info.width, info.height))
     if not writer.isOpened():
