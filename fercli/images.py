@@ -97,6 +97,9 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
             with Image.open(source) as img:
                 return _decode(img, gray, max_side, name)
     except UnidentifiedImageError:
+        if _looks_like_video(_head(source, 200)):  # an upload, or a video named like a photo
+            raise InputError(f"{name}: a video, not a photo; fer predict reads videos (fer predict clip.mp4), the API "
+                             "and FaceAnalyzer.predict one image at a time") from None
         if suffix and suffix.lower() not in IMAGE_SUFFIXES:  # fer predict tried it as a video first (video.is_clip)
             raise InputError(f"{name}: neither an image PIL reads nor a video OpenCV's FFmpeg reads") from None
         raise InputError(f"{name}: not an image PIL can read (is it really {suffix or 'an image'}?)") from None
@@ -106,13 +109,25 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
         raise InputError(f"{name}: image too large ({exc})") from None
 
 
-def _is_heif(source: Path | io.BytesIO) -> bool:
+def _head(source: Path | io.BytesIO, size: int) -> bytes:
     if isinstance(source, io.BytesIO):
-        head = source.getvalue()[:12]
-    else:
-        with open(source, "rb") as f:
-            head = f.read(12)
+        return source.getvalue()[:size]
+    with open(source, "rb") as f:
+        return f.read(size)
+
+
+def _is_heif(source: Path | io.BytesIO) -> bool:
+    head = _head(source, 12)
     return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
+def _looks_like_video(head: bytes) -> bool:
+    """The signatures of the video containers people have: MP4/MOV/3GP (an ISO media "ftyp" box that is no HEIF or
+    AVIF photo), Matroska/WebM, AVI, FLV, MPEG transport and program streams, ASF/WMV."""
+    return ((head[4:8] == b"ftyp" and head[8:12] not in HEIF_BRANDS | {b"avif", b"avis"})
+            or head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"\x00\x00\x01\xba", b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"))
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+            or (len(head) > 188 and head[0] == head[188] == 0x47))
 
 
 def _heif_plugin_registered() -> bool:

@@ -53,6 +53,21 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(client):
     assert client.post("/v1/predict", content=PHOTO).status_code == 200  # still serving
 
 
+@pytest.mark.parametrize("suffix,fourcc", [(".mp4", "mp4v"), (".webm", "VP80"), (".avi", "MJPG"), (".3gp", "mp4v")])
+def test_a_video_upload_is_told_it_is_a_video(client, tmp_path, suffix, fourcc):
+    import cv2
+    import numpy as np
+
+    path = tmp_path / f"clip{suffix}"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 64))
+    for _ in range(3):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    answer = client.post("/v1/predict", files={"image": (path.name, path.read_bytes()[:150_000], "video/mp4")})
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith(f"{path.name}: a video, not a photo; fer predict reads videos")
+
+
 def test_an_upside_down_photo_is_read_upright_unless_the_client_says_orient_false(client):
     """Uploads are searched in four turns (a photo with its EXIF tag stripped); camera frames send orient=false."""
     from io import BytesIO
