@@ -337,7 +337,8 @@ def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, 
         loss = criterion(logits, labels)
     if teachers:
         t = cfg.train.distill_temperature
-        target = teacher_probs(teachers, x, pre, t, flip=cfg.train.teacher_flip)
+        precision = autocast_dtype(x.device, cfg.runtime.amp, cfg.runtime.cpu_bf16 or cfg.train.teacher_bf16)
+        target = teacher_probs(teachers, x, pre, t, flip=cfg.train.teacher_flip, dtype=precision)
         kd = F.kl_div(F.log_softmax(logits.float() / t, dim=1), target, reduction="batchmean") * t * t
         loss = (1 - cfg.train.distill_weight) * loss + cfg.train.distill_weight * kd
     return loss, logits
@@ -352,17 +353,21 @@ def pick_mix(cfg: Config, gen: torch.Generator):
 
 
 @torch.no_grad()
-def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float, flip: bool = False) -> torch.Tensor:
+def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float, flip: bool = False,
+                  dtype: torch.dtype | None = None) -> torch.Tensor:
     """The teachers' averaged softened probabilities for the student's own (augmented) batch. With ``flip``
-    each teacher also sees the mirror image, as flip TTA does: long-trained teachers gain a point from it."""
+    each teacher also sees the mirror image, as flip TTA does: long-trained teachers gain a point from it.
+    ``dtype``: the teachers' autocast precision (bf16: train.teacher_bf16), whatever the student's."""
     probs = []
     for teacher in teachers:
         tp = teacher.preprocess
-        xt = (x * pre.std + pre.mean - tp.mean) / tp.std
+        xt = (x.float() * pre.std + pre.mean - tp.mean) / tp.std
         if xt.shape[-1] != tp.input_size:
             xt = F.interpolate(xt, size=(tp.input_size, tp.input_size), mode="bilinear", align_corners=False)
         for view in (xt, xt.flip(-1)) if flip else (xt,):
-            probs.append(F.softmax(teacher.model(view).float() / t, dim=1))
+            with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                logits = teacher.model(view)
+            probs.append(F.softmax(logits.float() / t, dim=1))
     return torch.stack(probs).mean(0)
 
 

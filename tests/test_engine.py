@@ -174,6 +174,17 @@ def test_flip_averaged_teacher_targets_are_the_same_for_an_image_and_its_mirror(
     torch.testing.assert_close(flip.sum(1), torch.ones(8))
 
 
+def test_bf16_teachers_give_nearly_the_fp32_targets(trained_checkpoint):
+    """train.teacher_bf16 runs the teachers' passes in bf16 autocast: their targets stay within a few thousandths."""
+    teacher = load_model(trained_checkpoint, torch.device("cpu"))
+    pre = teacher.preprocess
+    x = torch.randn(16, pre.channels, pre.input_size, pre.input_size, generator=torch.Generator().manual_seed(1))
+    exact = teacher_probs([teacher], x, pre, t=1.0, flip=True)
+    fast = teacher_probs([teacher], x, pre, t=1.0, flip=True, dtype=torch.bfloat16)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # bf16 did run
+    torch.testing.assert_close(fast, exact, atol=0.02, rtol=0)
+
+
 def test_cpu_bf16_is_opt_in_and_only_where_the_cpu_has_it(monkeypatch):
     import torch
 
