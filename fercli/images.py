@@ -190,16 +190,16 @@ def frame_durations(path: Path) -> tuple[list[float], bool]:
 def animation_frames(path: Path, count: int) -> Iterator[np.ndarray]:
     """The first ``count`` frames of an animated image as uint8 HxWx3 RGB, one at a time, each as shown (composited
     over the frames before it, transparency over white)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(path) as img:
-            for index in range(count):
-                try:
+    with Image.open(path) as img:
+        for index in range(count):
+            try:
+                with warnings.catch_warnings():  # per frame: a filter held across yields would leak to the caller
+                    warnings.simplefilter("ignore")
                     img.seek(index)
                     frame = _to_8bit(img.convert("RGBA")).convert("RGB")
-                except (OSError, EOFError, ValueError, SyntaxError):
-                    return
-                yield np.asarray(frame, dtype=np.uint8)
+            except (OSError, EOFError, ValueError, SyntaxError):
+                return
+            yield np.asarray(frame, dtype=np.uint8)
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

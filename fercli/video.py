@@ -186,7 +186,7 @@ class VideoSource:
                 if not ok:
                     break
                 self.decoded = index + 1
-                shown = time.monotonic() - started if live else self._time_in_file(index, shown if index else 0.0)
+                shown = time.monotonic() - started if live else self._time_in_file(index, shown)
                 self._put(Frame(index, shown, bgr, analyse))
                 index += 1
         finally:
