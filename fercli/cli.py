@@ -174,10 +174,10 @@ def visualize(
 @friendly_errors
 def predict(
     inputs: Annotated[Optional[list[str]], typer.Argument(metavar="PHOTO|VIDEO|FOLDER|GLOB|URL", help="Photos, videos (.mp4, .mov, .avi, .mkv, .3gp, ...; animated GIFs too), folders (recursive), globs, or addresses (https://.../photo.jpg, .../clip.mp4, rtsp://camera/stream).", show_default=False)] = None,
-    source: Annotated[Optional[int], typer.Option("--source", metavar="CAMERA", help="Read camera N (0: the first webcam) until Ctrl-C, like a video.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", metavar="CAMERA", help="Read camera N (0: the first webcam), or a stream's address (rtsp://...), until Ctrl-C, like a video.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
-    save: Annotated[Optional[Path], typer.Option("--output", "-o", "--save", metavar="PATH", help="Write annotated images (.jpg, .png) or videos (.mp4, .avi) to this file or folder.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--output", "-o", "--save", metavar="PATH", help="Write annotated images (.jpg, .png) or videos (.mp4, .webm, .avi) to this file or folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes); in benchmarks/detector.py it found all 8 faces of the sample photos with no false box, where haar found 5-6 and drew 1-68 false ones. haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
@@ -205,7 +205,10 @@ def predict(
     from fercli.commands.predict import run_predict
     from fercli.video import Sampling
 
-    code = run_predict(list(inputs or []), camera=source, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
+    # --source 0 is a camera; anything else given there (rtsp://..., a file) is read as an input, as people write it.
+    camera = int(source) if source is not None and source.isdigit() else None
+    inputs = [*(inputs or []), *([source] if source is not None and camera is None else [])]
+    code = run_predict(inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
                        no_detect=no_detect, align=not no_align, orient=not no_orient, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
                        device_name=device, tta=tta)

@@ -115,3 +115,5 @@ def test_address_failures_are_one_line_each(served, tmp_path, monkeypatch):
         assert result.exit_code == 1 and "Traceback" not in result.output, (url, result.output)
         assert f"{url}: {message}" in result.stderr, (url, result.stderr)
         assert len(result.stderr.strip().splitlines()) <= 2  # the line, and the count for photos; no FFmpeg lines
+    as_source = predict("--source", f"rtsp://127.0.0.1:{closed}/live")  # where people put a camera's address
+    assert as_source.exit_code == 1 and "cannot be opened as a video stream" in as_source.stderr
