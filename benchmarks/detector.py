@@ -13,6 +13,9 @@
    face-free scenes, each stored at 0, 90, 180 and 270 degrees, through FaceAnalyzer with the search of
    turned views (the default) and without (--no-orient): faces found, turn chosen, expressions read right,
    phantom faces, time per photo.
+4. Group photos (--groups-only): 12-megapixel JPEGs holding 12 planted faces each, 40-160 px a side (the faces
+   of a group photo), and the same scenes without faces, through FaceAnalyzer with the closer look at small
+   faces (the default) and without: faces found, expressions read right, phantom faces, time per photo.
 
 Usage: python benchmarks/detector.py [--split val] [--faces 1000] [--data ../shared/data/fer2013] [--sweep]
 """
@@ -291,6 +294,117 @@ def turned_photos(split: str, count: int, data: str, repeats: int = 3) -> None:
                 ["photo", "size", "--no-orient", "search (default)"], rows)
 
 
+# ---------------------------------------------------------------- group photos: many small faces
+
+
+def group_scene(faces: list[np.ndarray], rng: np.random.Generator, photos: list[np.ndarray], size=(4000, 3000),
+                margin: float = 1.0):
+    """A 12-megapixel scene with ``faces`` planted on a jittered grid, each face 40-160 px a side (log-uniform), and
+    the same scene without them. ``faces``: square gray crops, or RGB head-and-shoulders squares whose face spans
+    1/``margin`` of the side. Returns (scene, empty scene, [(centre, face side)])."""
+    width, height = size
+    empty = background(rng, width, height, photos)
+    image, placed = empty.copy(), []
+    cells = rng.choice(8 * 5, size=len(faces), replace=False)
+    for face, cell in zip(faces, cells):
+        side = int(round(math.exp(rng.uniform(math.log(40), math.log(160)))))
+        square = int(side * margin)
+        col, row = cell % 8, cell // 8
+        x0 = int(col * width / 8 + rng.integers(0, width // 8 - square))
+        y0 = int(row * height / 5 + rng.integers(0, height // 5 - square))
+        pasted = cv2.resize(face, (square, square), interpolation=cv2.INTER_AREA if square < face.shape[0] else cv2.INTER_CUBIC)
+        image[y0 : y0 + square, x0 : x0 + square] = pasted if pasted.ndim == 3 else pasted[:, :, None]
+        placed.append(((x0 + square / 2, y0 + square / 2), side))
+    return image, empty, placed
+
+
+HEAD_MARGIN = 2.5  # a head-and-shoulders square is this many face sides across
+
+
+def sample_heads(analyzer: FaceAnalyzer) -> list[tuple[np.ndarray, str]]:
+    """Each face of the sample photos as a head-and-shoulders RGB square (face centred, HEAD_MARGIN face sides across)
+    and the label fer gives it in the full photo."""
+    heads = []
+    for name in ("astronaut", "two_faces", "grace_hopper"):
+        photo = np.asarray(sample_photos()[name].convert("RGB"))
+        for face in analyzer.predict(photo)["faces"]:
+            x, y, w, h = face["box"]
+            half = int(HEAD_MARGIN * max(w, h) / 2)
+            cx, cy = x + w // 2, y + h // 2
+            padded = cv2.copyMakeBorder(photo, half, half, half, half, cv2.BORDER_REPLICATE)
+            heads.append((padded[cy : cy + 2 * half, cx : cx + 2 * half], face["label"]))
+    return heads
+
+
+def group_photos(split: str, scenes: int, data: str) -> None:
+    chosen = load_dataset(DataConfig(root=data)).split(split)
+    rng = np.random.default_rng(4)
+    photos = textures()
+    analyzers = {"640 px only (small_faces=False)": FaceAnalyzer(small_faces=False),
+                 "640 px + closer look (default)": FaceAnalyzer()}
+    classes = analyzers["640 px + closer look (default)"].classifier.classes
+    stats = {name: {"found": [], "right": [], "agree": [], "phantoms": 0, "free_phantoms": 0, "times": []}
+             for name in analyzers}
+    heads = sample_heads(analyzers["640 px + closer look (default)"])
+    head_stats = {name: {"found": [], "agree": [], "phantoms": 0} for name in analyzers}
+    sides_all, head_sides = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in range(scenes):
+            chosen_heads = [heads[i] for i in rng.integers(len(heads), size=12)]
+            image, _empty, placed = group_scene([h for h, _ in chosen_heads], rng, photos, margin=HEAD_MARGIN)
+            path = Path(tmp) / f"heads{s}.jpg"
+            Image.fromarray(image).save(path, quality=90)
+            head_sides += [side for _, side in placed]
+            for name, analyzer in analyzers.items():
+                record = analyzer.predict(path)
+                hits = faces_at(record, [c for c, _ in placed])
+                head_stats[name]["found"] += [face is not None for face in hits]
+                head_stats[name]["agree"] += [face is not None and face["label"] == label
+                                              for face, (_, label) in zip(hits, chosen_heads)]
+                head_stats[name]["phantoms"] += len(record["faces"]) - sum(h is not None for h in hits)
+            picks = rng.choice(len(chosen), size=12, replace=False)
+            image, empty, placed = group_scene([chosen.images[i, 0].numpy() for i in picks], rng, photos)
+            direct = analyzers["640 px + closer look (default)"].classifier.probabilities(
+                chosen.images[picks, 0].numpy(), tta=TTA.flip).argmax(1)
+            path, free = Path(tmp) / f"group{s}.jpg", Path(tmp) / f"free{s}.jpg"
+            Image.fromarray(image).save(path, quality=90)
+            Image.fromarray(empty).save(free, quality=90)
+            sides_all += [side for _, side in placed]
+            for name, analyzer in analyzers.items():
+                start = time.perf_counter()
+                record = analyzer.predict(path)
+                stats[name]["times"].append(time.perf_counter() - start)
+                hits = faces_at(record, [c for c, _ in placed])
+                for face, i, d in zip(hits, picks, direct):
+                    stats[name]["found"].append(face is not None)
+                    stats[name]["right"].append(face is not None and classes.index(face["label"]) == int(chosen.labels[i]))
+                    stats[name]["agree"].append(face is not None and classes.index(face["label"]) == int(d))
+                stats[name]["phantoms"] += len(record["faces"]) - sum(h is not None for h in hits)
+                stats[name]["free_phantoms"] += len(analyzer.predict(free)["faces"])
+    sides = np.array(sides_all)
+    rows = []
+    for name, st in stats.items():
+        found, right, agree = (np.array(st[k]) for k in ("found", "right", "agree"))
+        cells = [f"{found[m].mean():.1%}" for m in (sides < 80, sides >= 80)]
+        read = [f"{right[found].mean():.1%}", f"{agree[found].mean():.1%}"] if found.any() else ["-", "-"]
+        rows.append([name, f"{found.mean():.1%}", *cells, *read,
+                     st["phantoms"], st["free_phantoms"], f"{statistics.median(st['times']) * 1000:.0f} ms"])
+    print_table(f"{scenes} group photos (4000x3000 JPEG, 12 planted {split} faces each, 40-160 px) and the same scenes "
+                f"without faces; whole predict path, flip TTA; {machine()}",
+                ["faces", "found", "found, < 80 px", "found, 80-160 px", "expression right (of found)",
+                 "same as on the 48x48 crop", "phantoms in group photos", "phantoms in face-free photos",
+                 "time / photo (median)"], rows)
+    sides = np.array(head_sides)
+    rows = []
+    for name, st in head_stats.items():
+        found, agree = np.array(st["found"]), np.array(st["agree"])
+        rows.append([name, f"{found.mean():.1%}", *(f"{found[m].mean():.1%}" for m in (sides < 80, sides >= 80)),
+                     f"{agree[found].mean():.1%}" if found.any() else "-", st["phantoms"]])
+    print_table(f"{scenes} group photos of real faces: the {len(heads)} faces of the sample photos, head and shoulders, "
+                "12 a photo, faces 40-160 px", ["faces", "found", "found, < 80 px", "found, 80-160 px",
+                                                "same label as in the full photo", "phantoms"], rows)
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -305,13 +419,19 @@ def main() -> None:
     parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--skip-planted", action="store_true")
     parser.add_argument("--turned-only", action="store_true", help="only part 3: photos stored turned")
+    parser.add_argument("--groups-only", action="store_true", help="only part 4: group photos")
+    parser.add_argument("--groups", type=int, default=50, help="group photos in part 4")
     args = parser.parse_args()
+    if args.groups_only:
+        group_photos(args.split, args.groups, args.data)
+        return
     if not args.skip_planted and not args.turned_only:
         planted_faces(args.split, args.faces, args.data, args.sweep)
     if not args.skip_photos and not args.turned_only:
         detectors_on_photos(args.data)
     if not args.skip_photos:
         turned_photos(args.split, min(args.faces, 300), args.data)
+        group_photos(args.split, args.groups, args.data)
 
 
 if __name__ == "__main__":

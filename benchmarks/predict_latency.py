@@ -145,7 +145,8 @@ def photos_end_to_end(runs: int) -> None:
         upscaled.crop((0, 500, 4000, 3500)).save(big, quality=90)
         folder = write_photo_folder(Path(tmp) / "photos")
         rows = []
-        for name, options in (("YuNet (default)", []), ("YuNet, --no-orient (upright only)", ["--no-orient"]),
+        for name, options in (("YuNet (default)", []), ("YuNet, --no-small-faces", ["--no-small-faces"]),
+                              ("YuNet, --no-orient (upright only)", ["--no-orient"]),
                               ("Haar", ["--detector", "haar"])):
             one = statistics.median(end_to_end(str(big), options, runs))
             many = statistics.median(end_to_end(str(folder), options, max(1, runs // 3)))

@@ -187,6 +187,7 @@ def predict(
     min_face: Annotated[int, typer.Option("--min-face", min=8, metavar="PIXELS", help="Smallest face side to keep, in the photo's pixels.")] = MIN_FACE,
     no_align: Annotated[bool, typer.Option("--no-align", help="Do not turn face crops to level the eyes.")] = False,
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Photos: look for faces upright only. By default, when no face is found confidently upright, the photo is also tried turned by 90, 180 and 270 degrees (photos stored sideways or upside down without an EXIF tag).")] = False,
+    no_small_faces: Annotated[bool, typer.Option("--no-small-faces", help="Photos: skip the closer look for small faces. By default a big photo whose faces are all small (or none) is looked at again at twice the detector's size, for the faces of a group photo.")] = False,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
     tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation per face: flip (default) averages each crop with its mirror image (twice the classifier's work, under a millisecond a face; +1.1 points on PublicTest); none skips it; tencrop needs a .pt model.")] = TTA.flip,
     fps: Annotated[float, typer.Option("--fps", min=0, metavar="FPS", help="Videos: analyse this many frames per second (0: every frame).")] = 0.0,
@@ -210,7 +211,7 @@ def predict(
     inputs = [*(inputs or []), *([source] if source is not None and camera is None else [])]
     code = run_predict(inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
-                       no_detect=no_detect, align=not no_align, orient=not no_orient, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
+                       no_detect=no_detect, align=not no_align, orient=not no_orient, small_faces=not no_small_faces, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
                        device_name=device, tta=tta)
     raise typer.Exit(code)
 

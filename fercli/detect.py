@@ -76,10 +76,11 @@ class YuNet:
         self.net = cv2.FaceDetectorYN.create(model=str(model or yunet_model()), config="", input_size=(320, 320),
                                              score_threshold=min_score, nms_threshold=0.3, top_k=5000)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, max_side: int | None = None) -> list[Detection]:
+        """Faces in ``image``, looked for in a copy no larger than ``max_side`` (default: detect_size)."""
         import cv2
 
-        small, factor = shrink(image, self.detect_size)
+        small, factor = shrink(image, max_side or self.detect_size)
         # YuNet was trained on OpenCV's BGR frames.
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))

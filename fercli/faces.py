@@ -10,18 +10,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop
-from fercli.choices import CONFIDENT_UPRIGHT, DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, TURN_MARGIN, DetectorName, Faces
+from fercli.choices import (CONFIDENT_UPRIGHT, DETECT_SIZE, MIN_FACE, MIN_SCORE, SMALL_FACE, TTA, TURN_MARGIN, DetectorName,
+                            Faces)
 from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, YuNet, create_detector, quarter_turned, shrink
 from fercli.errors import CheckpointError, InputError
-from fercli.images import Photo, read_photo, read_photo_bytes, resize_square
+from fercli.images import MAX_SIDE, Photo, read_photo, read_photo_bytes, resize_square
 from fercli.onnx_model import TENCROP_NEEDS_PT
 from fercli.urls import download, is_url
 
@@ -68,20 +70,22 @@ class FaceAnalyzer:
     faces: all or largest. align: turn each crop so the eyes are level (YuNet only). orient: when no face is
     found confidently upright, also look in the photo turned by 90, 180 and 270 degrees (YuNet only; for photos
     stored sideways or upside down without an EXIF tag; video frames skip it). tta: none, flip (each crop and
-    its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only).
+    its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only). small_faces: look at a
+    big photo again at twice the detector's size for faces too small for the usual copy (YuNet only; video frames
+    skip it).
     """
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
                  detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
                  faces: Faces = Faces.all, align: bool = True, orient: bool = True, tta: TTA = TTA.flip,
-                 device: str = "auto", batch_images: int = 64):
+                 small_faces: bool = True, device: str = "auto", batch_images: int = 64):
         self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
         if self.classifier.preprocess.channels != 1:
             raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
         self.detector = None if detector is None else create_detector(detector, detect_size=detect_size, min_score=min_score)
         self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
         self.detect_size, self.min_face, self.faces, self.align = detect_size, min_face, Faces(faces), align
-        self.orient = orient
+        self.orient, self.small_faces = orient, small_faces
         self.batch_images = batch_images
         self.tta = TTA(tta)
         if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
@@ -98,11 +102,16 @@ class FaceAnalyzer:
         orient: None follows the analyzer's setting; False looks for upright faces only (camera frames).
         """
         if isinstance(image, (bytes, bytearray)):
+            data = bytes(image)
+
+            def decode(side: int) -> Photo:
+                return read_photo_bytes(data, name=name, max_side=side)
+
             try:
-                photo = read_photo_bytes(bytes(image), name=name, max_side=2 * self.detect_size)
+                photo = decode(2 * self.detect_size)
             except InputError as exc:
                 return ImageResult(name, "error", error=str(exc).removeprefix(f"{name}: ")).to_json()
-            result, crops = self.find_faces(name, photo, orient=orient)
+            result, crops = self.find_faces(name, photo, orient=orient, sharper=decode)
             self.classify([result], [crops])
             return result.to_json()
         if isinstance(image, np.ndarray):
@@ -126,17 +135,25 @@ class FaceAnalyzer:
         if error:
             return ImageResult(path, "error", error=error), []
         try:
-            # Decoded at twice the detector's size: enough pixels for a 48x48 crop of any face it can find.
-            if is_url(path):
-                photo = read_photo_bytes(download(path), name=path, max_side=2 * self.detect_size)
-            else:
-                photo = read_photo(Path(path), gray=False, max_side=2 * self.detect_size)
+            data = download(path) if is_url(path) else None
+
+            def decode(side: int) -> Photo:
+                if data is not None:
+                    return read_photo_bytes(data, name=path, max_side=side)
+                return read_photo(Path(path), gray=False, max_side=side)
+
+            # Decoded at twice the detector's size: enough for a 48x48 crop of any face found in the usual copy
+            # (smaller faces, found by the closer look, are cropped from a sharper decoding: find_faces).
+            photo = decode(2 * self.detect_size)
+            return self.find_faces(path, photo, orient=orient, sharper=decode)
         except InputError as exc:
             return ImageResult(path, "error", error=str(exc).removeprefix(f"{path}: ")), []
-        return self.find_faces(path, photo, orient=orient)
 
-    def find_faces(self, path: str, photo: Photo, *, orient: bool | None = None) -> tuple[ImageResult, list[np.ndarray]]:
-        """Faces of one decoded photo and their crops; orient: None follows the analyzer's setting."""
+    def find_faces(self, path: str, photo: Photo, *, orient: bool | None = None, small_faces: bool | None = None,
+                   sharper: Callable[[int], Photo] | None = None) -> tuple[ImageResult, list[np.ndarray]]:
+        """Faces of one decoded photo and their crops; orient, small_faces: None follows the analyzer's setting.
+        sharper(max_side): the same photo decoded larger, for faces too small in ``photo`` to crop at the
+        classifier's size (a file's or an upload's; an array has no more pixels than it holds)."""
         import cv2
 
         if min(photo.size) < MIN_SIDE:
@@ -151,16 +168,23 @@ class FaceAnalyzer:
             face = Face((0, 0, *photo.size))
             return ImageResult(path, "ok", [face], size=photo.size), [resize_square(gray, size)]
         to_photo = photo.size[0] / width  # decoded pixels -> the full photo's pixels
-        turns, found = self.detect_upright(pixels, to_photo, self.orient if orient is None else orient)
+        closer = self.small_faces if small_faces is None else small_faces
+        turns, found = self.detect_upright(pixels, to_photo, self.orient if orient is None else orient, closer)
         # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
         found = [(d.turned_back(turns, (width, height)), d) for d in found]
         found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
+        side = sharper and self.sharper_side([d for _, d in found], (width, height), photo.size, size)
+        if side:
+            bigger = sharper(side).pixels
+            gray = bigger if bigger.ndim == 2 else cv2.cvtColor(bigger, cv2.COLOR_RGB2GRAY)
+            found = [(back, d.scaled(bigger.shape[1] / width)) for back, d in found]  # crops only: boxes stay as found
         turned_gray = quarter_turned(gray, turns)
         crops = [aligned_crop(turned_gray, d, size, self.framing, self.align) for _, d in found]
         faces = [face_record(back.scaled(to_photo)) for back, _ in found]
         return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size, turned=90 * turns), crops
 
-    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool) -> tuple[int, list[Detection]]:
+    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool, closer: bool = False
+                       ) -> tuple[int, list[Detection]]:
         """Quarter turns (np.rot90's, 0-3) that make the photo's faces upright, and the faces found in it so turned.
 
         YuNet finds an upside-down or sideways face too, with a lower score (the astronaut: 0.93 upright, 0.83-0.85
@@ -168,17 +192,43 @@ class FaceAnalyzer:
         tried only when no face scores CONFIDENT_UPRIGHT upright, and win only by TURN_MARGIN (benchmarks/detector.py).
         """
         small, factor = shrink(pixels, self.detect_size)  # once: the turned views turn this copy
+        closer = closer and isinstance(self.detector, YuNet) and max(pixels.shape[:2]) >= 1.5 * self.detect_size
 
         def faces_turned(turns: int) -> list[Detection]:  # in the pixels of the decoded photo, turned
             return self.keep([d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))], to_photo)
 
+        def with_small_faces(turns: int, found: list[Detection]) -> tuple[int, list[Detection]]:
+            # Only in the turn chosen, by the usual copy's faces: the closer look costs 4 of its passes. Not for a
+            # portrait or a close shot (a face of 2 x SMALL_FACE or more in the usual copy): faces far smaller
+            # than the subject's are a crowd behind, not the people photographed.
+            if closer and all(max(d.box[2], d.box[3]) < 2 * SMALL_FACE * factor for d in found):
+                found = found + self.keep(self.closer_look(quarter_turned(pixels, turns), found, factor), to_photo)
+            return turns, found
+
         upright = faces_turned(0)
         scored = isinstance(self.detector, YuNet)  # Haar gives no score to compare turns by
         if not orient or not scored or best_score(upright) >= CONFIDENT_UPRIGHT:
-            return 0, upright
+            return with_small_faces(0, upright)
         views = {0: upright} | {turns: faces_turned(turns) for turns in (1, 2, 3)}
         turns = max(views, key=lambda t: best_score(views[t]) - (TURN_MARGIN if t else 0.0))  # a tie keeps upright
-        return turns, views[turns]
+        return with_small_faces(turns, views[turns])
+
+    @staticmethod
+    def sharper_side(found: list[Detection], decoded: tuple[int, int], full: tuple[int, int], crop: int) -> int | None:
+        """The longest side to decode the photo at so that its smallest face spans ``crop`` pixels, as far as the photo
+        has pixels (and MAX_SIDE allows); None when every face already does, or nothing sharper is there."""
+        smallest = min((max(d.box[2], d.box[3]) for d in found), default=crop)
+        longest, available = max(decoded), min(max(full), MAX_SIDE)
+        if smallest >= crop or available <= longest * 1.1:
+            return None
+        return min(available, math.ceil(longest * crop / smallest))
+
+    def closer_look(self, pixels: np.ndarray, found: list[Detection], factor: float) -> list[Detection]:
+        """Faces the detector finds in ``pixels`` at twice its size that are small in its usual copy (``factor``: that
+        copy's pixels -> these) and overlap none of ``found``: the small faces of a group photo."""
+        larger = self.detector.detect(pixels, max_side=2 * self.detect_size)
+        return [d for d in larger if max(d.box[2], d.box[3]) < SMALL_FACE * factor
+                and all(overlap(d.box, f.box) < 0.3 for f in found)]
 
     def keep(self, detections: list[Detection], to_photo: float) -> list[Detection]:
         """Drop faces below min_face; the largest only, if asked."""
@@ -200,6 +250,13 @@ class FaceAnalyzer:
         for face, row in zip(faces, probs.tolist()):
             face.scores = {name: round(p, 4) for name, p in zip(classes, row)}
             face.label = classes[int(np.argmax(row))]
+
+
+def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over the smaller box's area: a small face inside a larger box counts as the same face."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1e-9, min(a[2] * a[3], b[2] * b[3]))
 
 
 def best_score(detections: list[Detection]) -> float:

@@ -315,7 +315,7 @@ def analyze_video(analyzer: FaceAnalyzer, source: VideoSource, smooth_s: float, 
         # No search of turned views: OpenCV's FFmpeg reader applies a video's rotation tag, a camera is upright, and
         # searching frame by frame would cost up to 4x and could flip between turns.
         found = [analyzer.find_faces("", Photo(cv2.cvtColor(f.bgr, cv2.COLOR_BGR2RGB), (f.bgr.shape[1], f.bgr.shape[0])),
-                                     orient=False) for f in analysed]
+                                     orient=False, small_faces=False) for f in analysed]
         analyzer.classify([result for result, _ in found], [crops for _, crops in found])
         faces_of = {f.index: result.faces for f, (result, _) in zip(analysed, found)}
         for frame in pending:

@@ -27,6 +27,7 @@ VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
                 min_face: int, no_detect: bool, align: bool, orient: bool, sampling: Sampling, smooth_s: float, device_name: str,
+                small_faces: bool = True,
                 tta: TTA = TTA.flip) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
@@ -39,6 +40,7 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
     targets = plan_saves(items, save, overwrite, camera, clips=set(videos))
     analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
                             min_score=min_score, min_face=min_face, faces=faces, align=align, orient=orient, tta=tta,
+                            small_faces=small_faces,
                             device=device_name)
     failures = predict_photos(analyzer, photos, targets, as_json, top_k) if photos else 0
     from fercli.commands.video import run_video
