@@ -18,23 +18,40 @@ def draw_faces(canvas: np.ndarray, faces: list[Face], scale: float = 1.0, top_k:
     import cv2
 
     font = cv2.FONT_HERSHEY_SIMPLEX
+    boxes = [tuple(int(round(v * scale)) for v in face.box) for face in faces]
     for i, face in enumerate(faces):
-        x, y, w, h = (int(round(v * scale)) for v in face.box)
+        x, y, w, h = boxes[i]
         # Lines grow with the photo (a big photo is looked at shrunk) but stay thin around a small face.
         cv2.rectangle(canvas, (x, y), (x + w, y + h), GREEN, max(2, min(round(canvas.shape[1] / 400), w // 15)))
         prefix = f"{names[i]} " if names else ""
         text = f"{prefix}{face.label} {face.scores.get(face.label, 0):.0%}"
         # Text as big as the face, or as a shrunk view of the photo needs; its stroke follows its size (a stroke
-        # set by the photo's width made the small faces' labels of a big group photo unreadable blobs).
+        # set by the photo's width made the small faces' labels of a big group photo unreadable blobs). In a row
+        # of faces it shrinks to the room before the next face, so that neighbours' labels do not cover each other.
         font_scale = max(0.6, w / 150, canvas.shape[1] / 2000)
+        room = room_to_the_right(boxes, i, reach=int(60 * font_scale))
+        (tw, th), _ = cv2.getTextSize(text, font, font_scale, max(1, round(font_scale * 2.5)))
+        if tw + 14 > room:  # the label's box is the text + 8 px; 6 more keep neighbours apart
+            font_scale = max(MIN_FONT, font_scale * (room - 14) / tw)
         stroke = max(1, round(font_scale * 2.5))
         (tw, th), _ = cv2.getTextSize(text, font, font_scale, stroke)
         top = max(y - th - 10, 0)
         cv2.rectangle(canvas, (x, top), (x + tw + 8, top + th + 10), GREEN, -1)
         cv2.putText(canvas, text, (x + 4, top + th + 4), font, font_scale, WHITE, stroke, cv2.LINE_AA)
         if top_k > 1:
-            draw_bars(canvas, face, (x, y + h + 4), max(w, 120), top_k, font_scale * 0.6)
+            draw_bars(canvas, face, (x, y + h + 4), min(max(w, 120), max(w, room - 4)), top_k, font_scale * 0.6)
     return canvas
+
+
+MIN_FONT = 0.4  # OpenCV's Hershey font is still legible here
+
+
+def room_to_the_right(boxes: list[tuple[int, ...]], i: int, reach: int) -> float:
+    """Pixels from box i's left edge to the next box on its right whose label or bars could meet its own (their
+    boxes, widened by ``reach`` above and below for labels and bars, overlap in height); inf if none."""
+    x, y, _w, h = boxes[i]
+    lefts = [bx for bx, by, _bw, bh in boxes if bx > x and by - reach < y + h + reach and y - reach < by + bh + reach]
+    return min(lefts, default=float("inf")) - x
 
 
 def draw_bars(canvas: np.ndarray, face: Face, origin: tuple[int, int], width: int, top_k: int, font_scale: float) -> None:

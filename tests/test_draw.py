@@ -32,3 +32,18 @@ def test_bar_text_stays_on_its_bar():
     written = (canvas[rows.min() : rows.max() + 1] != 128).any(axis=2)
     assert written[:, right_end + 1 :].sum() == 0  # nothing drawn right of the bars: the text fits on them
     assert right_end - 100 > 40  # widened to hold "happy 88%"
+
+
+def test_labels_in_a_row_of_small_faces_do_not_cover_each_other():
+    """A group photo's row of 60-px faces 100 px apart on a 4000-px photo: labels sized for the photo (about 300 px
+    wide) covered three neighbours each; now each fits in the room before the next face, and the last keeps its size."""
+    row = [Face((200 + 100 * k, 1000, 60, 70), label="happy", scores=dict(FACE.scores)) for k in range(8)]
+    canvas = np.full((3000, 4000, 3), 128, np.uint8)
+    draw_faces(canvas, row, 1.0, top_k=2)
+    band = is_colour(canvas[800:990], GREEN).any(axis=0)  # the label band above the faces' boxes
+    for k in range(7):  # each label's green box ends before the next face's box begins
+        x = 200 + 100 * k
+        gap = np.nonzero(~band[x : x + 100])[0]
+        assert len(gap) > 0, k
+    last = np.nonzero(band)[0].max()
+    assert last - 900 > 150  # the last face has room: its label keeps the photo-sized font
