@@ -130,6 +130,30 @@ def test_a_pasted_picture_is_read_like_a_dropped_one(server, page):
     assert page.inner_text(".result .name").startswith("pasted-") and page.locator(".result canvas").count() == 1
 
 
+def test_a_group_photo_lists_its_small_faces_and_labels_fit_between_them(server, page, tmp_path):
+    """Twelve small faces in a 12-megapixel photo: the server finds them (its closer look), the page lists them all,
+    and on the 480-px preview, where they are a few pixels apart, each is marked by its number, not by labels that
+    cover one another."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_faces import group_photo
+
+    group_photo(tmp_path / "group.jpg", [50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 62])
+    page.goto(server)
+    page.set_input_files("#files", str(tmp_path / "group.jpg"))
+    page.wait_for_selector(".result .face-label", timeout=30_000)
+    labels = page.locator(".result .face-label").all_inner_texts()
+    assert len(labels) >= 11 and all(": happy" in label for label in labels), labels
+    fitted = page.evaluate("""() => {
+        const ctx = document.createElement("canvas").getContext("2d");
+        const row = (gap) => [0, 1, 2].map((k) => [10 + gap * k, 50, 8, 10]);
+        return [labelFor(ctx, row(20), 0, "happy 92%", "1", 14), labelFor(ctx, row(80), 0, "happy 92%", "1", 14),
+                labelFor(ctx, row(400), 0, "happy 92%", "1", 14)];
+    }""")
+    assert fitted[0]["text"] == "1"  # 20 px apart: the number only
+    assert fitted[1]["text"] == "happy 92%" and 9 <= fitted[1]["size"] < 14  # 80 px: shrunk to fit
+    assert fitted[2] == {"text": "happy 92%", "size": 14}  # room enough: as before
+
+
 def write_clip(path: Path, fourcc: str, frames: int = 30, fps: int = 10) -> Path:
     """The example photo in a 640x480 frame, ``frames`` frames at ``fps``."""
     import cv2

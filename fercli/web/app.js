@@ -14,16 +14,33 @@ function ranked(scores) {
   return Object.entries(scores).sort((a, b) => b[1] - a[1]);
 }
 
+// What a face's label says and its font size in px: the full label, shrunk to the room before the next face on its
+// right (a group photo's row of small faces); where even 9 px does not fit, its short name (its number in the list
+// below the photo, or its track id).
+function labelFor(ctx, boxes, i, text, short, size) {
+  const [x, y, , h] = boxes[i];
+  const room = Math.min(Infinity, ...boxes.filter(([bx, by, , bh]) => bx > x && by < y + h + size * 2 && y < by + bh + size * 2)
+    .map(([bx]) => bx - x - 4));
+  ctx.font = `${size}px system-ui, sans-serif`;
+  const wide = ctx.measureText(text).width + 8;
+  if (wide <= room) return { text, size };
+  const fitted = Math.floor(size * (room - 8) / (wide - 8));
+  return fitted >= 9 ? { text, size: fitted } : { text: short, size: Math.min(size, 12) };
+}
+
 function drawFaces(ctx, faces, scale, ids) {
   ctx.lineWidth = Math.max(2, ctx.canvas.width / 300);
-  ctx.font = `${Math.max(14, ctx.canvas.width / 40)}px system-ui, sans-serif`;
+  const boxes = faces.map((face) => face.box.map((v) => v * scale));
   faces.forEach((face, i) => {
-    const [x, y, w, h] = face.box.map((v) => v * scale);
-    const text = `${ids ? "#" + ids[i] + " " : ""}${face.label} ${Math.round(100 * face.scores[face.label])}%`;
+    const [x, y, w, h] = boxes[i];
+    const full = `${ids ? "#" + ids[i] + " " : ""}${face.label} ${Math.round(100 * face.scores[face.label])}%`;
+    const short = ids ? `#${ids[i]}` : `${i + 1}`;
+    const { text, size } = labelFor(ctx, boxes, i, full, short, Math.max(14, ctx.canvas.width / 40));
+    ctx.font = `${size}px system-ui, sans-serif`;
     ctx.strokeStyle = "#0c0";
     ctx.strokeRect(x, y, w, h);
     const width = ctx.measureText(text).width + 8;
-    const height = parseInt(ctx.font, 10) + 6;
+    const height = size + 6;
     ctx.fillStyle = "#0c0";
     ctx.fillRect(x, Math.max(0, y - height), width, height);
     ctx.fillStyle = "#fff";
