@@ -202,7 +202,7 @@ class FaceAnalyzer:
             # portrait or a close shot (a face of 2 x SMALL_FACE or more in the usual copy): faces far smaller
             # than the subject's are a crowd behind, not the people photographed.
             if closer and all(max(d.box[2], d.box[3]) < 2 * SMALL_FACE * factor for d in found):
-                found = found + self.keep(self.closer_look(quarter_turned(pixels, turns), found, factor), to_photo)
+                found = self.keep(found + self.closer_look(quarter_turned(pixels, turns), found, factor), to_photo)
             return turns, found
 
         upright = faces_turned(0)

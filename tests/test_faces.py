@@ -180,6 +180,15 @@ def test_small_faces_of_a_group_photo_are_found_and_read_sharp(tmp_path):
     assert len(usual) <= 2
 
 
+def test_largest_face_only_is_one_face_with_the_closer_look_too(tmp_path):
+    """A 380-px face (60 px in the usual copy: found there) among small ones (found by the closer look):
+    --faces largest keeps that one face, not the largest of each look."""
+    group_photo(tmp_path / "group.jpg", [380, 52, 54, 56, 58, 60])
+    assert len(FaceAnalyzer().predict(tmp_path / "group.jpg")["faces"]) == 6
+    (largest,) = FaceAnalyzer(faces="largest").predict(tmp_path / "group.jpg")["faces"]
+    assert largest["box"][3] > 300
+
+
 def test_longest_side_stretches_for_panoramas_only():
     assert longest_side_for(4000, 3000, 640) == longest_side_for(2000, 1000, 640) == 640
     assert longest_side_for(4000, 1000, 640) == 1280 and longest_side_for(1000, 4000, 640) == 1280  # short side 320
