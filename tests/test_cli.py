@@ -1,5 +1,6 @@
 """The four commands end to end through Typer's CliRunner, on synthetic data."""
 
+import csv
 import json
 import os
 import subprocess
@@ -162,14 +163,17 @@ def test_runs_lists_state_and_how_to_resume(tmp_path, fer_folders):
     [status] = json.loads(result.stdout)
     assert status["epochs_done"] == 1 and status["epochs_planned"] == 3 and status["state"] == "stopped"
     assert status["resume"] == f"fer train --resume {stopped}" and 0 <= status["best_val_acc"] <= 1
+    one_epoch = float(next(csv.DictReader(open(stopped / "metrics.csv")))["seconds"])
+    assert status["minutes_left"] == round(2 * one_epoch / 60, 1)  # two epochs left at the pace of the one done
     table = invoke("runs", tmp_path / "runs")
-    assert "1/3" in table.stdout and f"fer train --resume {stopped}" in table.stdout
+    assert "1/3" in table.stdout and f"fer train --resume {stopped} (2 epochs left, about" in table.stdout
     assert f"training runs in {tmp_path / 'runs'}" in table.stdout and "│ tiny " in table.stdout
     starting = tmp_path / "runs" / "fresh"  # in its first epoch: config.yaml only, just written
     starting.mkdir()
     (starting / "config.yaml").write_text(config.read_text())
-    states = {Path(s["run"]).name: s["state"] for s in json.loads(invoke("runs", tmp_path / "runs", "--json").stdout)}
-    assert states == {"tiny": "stopped", "fresh": "running"}
+    statuses = {Path(s["run"]).name: s for s in json.loads(invoke("runs", tmp_path / "runs", "--json").stdout)}
+    assert {name: s["state"] for name, s in statuses.items()} == {"tiny": "stopped", "fresh": "running"}
+    assert statuses["fresh"]["minutes_left"] is None  # no epoch done yet: no pace to go by
     assert invoke("runs", tmp_path / "nowhere").exit_code == 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -24,8 +25,11 @@ def run_status(run_dir: Path) -> dict | None:
     rows = list(csv.DictReader(open(metrics_file))) if metrics_file.is_file() else []
     planned = int(config.get("train", {}).get("epochs", 0))
     best = max(rows, key=lambda r: float(r["val_acc"])) if rows else None
-    minutes = sum(float(r["seconds"]) for r in rows) / 60
+    seconds = [float(r["seconds"]) for r in rows]
     done = len(rows)
+    # What an installment plan needs: the epochs left at the median epoch's pace (a first epoch or one slowed by
+    # another job on the machine would sway a mean).
+    minutes_left = round(statistics.median(seconds) * (planned - done) / 60, 1) if 0 < done < planned else None
     state = "finished" if done >= planned else ("not started" if done == 0 else "stopped")
     held = run_is_held(run_dir)
     if held is None:  # no train.lock to ask: config.yaml (written at the start) or last.pt (each epoch) just written
@@ -35,7 +39,8 @@ def run_status(run_dir: Path) -> dict | None:
         state = "running"
     return {"run": str(run_dir), "model": config.get("model", {}).get("name", "?"), "epochs_done": done,
             "epochs_planned": planned, "best_val_acc": float(best["val_acc"]) if best else None,
-            "best_epoch": int(best["epoch"]) if best else None, "training_minutes": round(minutes, 1), "state": state,
+            "best_epoch": int(best["epoch"]) if best else None, "training_minutes": round(sum(seconds) / 60, 1),
+            "minutes_left": minutes_left, "state": state,
             "resume": f"fer train --resume {run_dir}" if 0 < done < planned else ""}
 
 
@@ -59,6 +64,12 @@ def run_runs(projects: list[Path], as_json: bool) -> int:
     console.result_line(f"training runs in {', '.join(map(str, projects))}")
     console.show(console.make_table("", ["run", "model", "epochs", "best val acc @ epoch", "minutes", "state"], rows))
     for s in statuses:
-        if s["resume"] and s["state"] != "running":
-            console.result_line(f"continue {s['run']}: {s['resume']}")
+        if s["minutes_left"] is None:
+            continue
+        left = (f"{s['epochs_planned'] - s['epochs_done']} epochs left, about {s['minutes_left']:.0f} min at its "
+                "median epoch")
+        if s["state"] == "running":
+            console.result_line(f"{s['run']} is training: {left}")
+        else:
+            console.result_line(f"continue {s['run']}: {s['resume']} ({left})")
     return 0
