@@ -3,6 +3,7 @@ handed to OpenCV's FFmpeg, which reads http(s), RTSP and RTMP itself."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -12,6 +13,10 @@ from fercli.errors import InputError
 WEB_SCHEMES = {"http", "https"}
 STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "rtmps", "srt"}  # live: IP cameras, doorbells, broadcasts
 PLAYLIST_SUFFIXES = {".m3u8"}  # HLS, how web cameras and broadcasts stream over http (locally, .m3u8 is often music)
+# Motion JPEG over http, one JPEG after another for as long as the connection lasts: what IP cameras and phones' webcam
+# apps serve, usually at an address without a suffix (http://192.168.1.5:8080/video).
+MJPEG_TYPE = "multipart/x-mixed-replace"
+PLAYLIST_TYPES = {"application/vnd.apple.mpegurl", "application/x-mpegurl"}
 MAX_DOWNLOAD_BYTES = 100_000_000  # a photo; beyond this it is surely not one
 TIMEOUT_S = 20.0  # to connect, and between received bytes
 
@@ -23,6 +28,24 @@ def is_url(text: str) -> bool:
 def is_stream(url: str) -> bool:
     """A live stream: stamped by the clock and ended by Ctrl-C, as a camera is."""
     return is_url(url) and urlsplit(url).scheme.lower() in STREAM_SCHEMES
+
+
+@functools.lru_cache(maxsize=64)
+def served_kind(url: str) -> str:
+    """What an http(s) address whose name does not say serves, by the Content-Type of its answer (the body is not
+    read): "stream" (MJPEG, live), "video", or "photo" for anything else, failures included (the download that follows
+    says what went wrong in one line). Cached: asked once per address and run."""
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"fer/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            kind = response.headers.get_content_type()
+    except (OSError, ValueError):  # urllib's errors are OSErrors
+        return "photo"
+    if kind == MJPEG_TYPE:
+        return "stream"
+    return "video" if kind.startswith("video/") or kind in PLAYLIST_TYPES else "photo"
 
 
 def url_suffix(url: str) -> str:
@@ -46,6 +69,8 @@ def download(url: str) -> bytes:
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             kind = response.headers.get_content_type()
+            if kind == MJPEG_TYPE:  # it would never end: refuse at once rather than at the size limit
+                raise InputError(f"{url}: a live MJPEG stream (a camera), not a photo; fer predict reads it as a camera")
             if kind.startswith("video/"):
                 raise InputError(f"{url}: the server sends a video ({kind}) at an address without a video suffix; "
                                  "download it and give fer the file")

@@ -9,6 +9,7 @@ frame dt seconds after the previous one), so it means the same at any frame rate
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -23,8 +24,8 @@ import numpy as np
 
 from fercli.errors import InputError
 from fercli.faces import Face, FaceAnalyzer
-from fercli.images import Photo, animation_frames, frame_durations, is_animated, is_image_path
-from fercli.urls import PLAYLIST_SUFFIXES, is_stream, is_url, url_stem, url_suffix
+from fercli.images import IMAGE_SUFFIXES, Photo, animation_frames, frame_durations, is_animated, is_image_path
+from fercli.urls import PLAYLIST_SUFFIXES, is_stream, is_url, served_kind, url_stem, url_suffix
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".vob",
                   ".3gp", ".3g2",  # older phones' and messaging apps' videos
@@ -86,8 +87,8 @@ def is_clip(path: str) -> bool:
     unfamiliar name (a camcorder's .MOD, a download without its suffix) that is no image but OpenCV's FFmpeg decodes."""
     if is_video_path(path):
         return True
-    if is_url(path):  # a photo is downloaded; a video's address must say it is one (or be a stream)
-        return is_stream(path) or url_suffix(path) in VIDEO_SUFFIXES | PLAYLIST_SUFFIXES
+    if is_url(path):  # a photo is downloaded; a video or a stream is read by FFmpeg
+        return url_kind(path) != "photo"
     animated = is_animated(Path(path))
     if animated is not None:
         return animated
@@ -105,9 +106,20 @@ def _opencv_reads_a_frame(path: str) -> bool:
         capture.release()
 
 
+def url_kind(url: str) -> str:
+    """What an address is read as: "stream" (live, like a camera), "video" or "photo"; by its scheme, then its suffix,
+    else by what the server says it sends (a camera's MJPEG stream seldom has a suffix)."""
+    if is_stream(url):
+        return "stream"
+    suffix = url_suffix(url)
+    if suffix in VIDEO_SUFFIXES | PLAYLIST_SUFFIXES:
+        return "video"
+    return "photo" if suffix in IMAGE_SUFFIXES else served_kind(url)
+
+
 def is_live(source: str | int) -> bool:
-    """A camera or a live stream: frames stamped by the clock, Ctrl-C ends it normally."""
-    return isinstance(source, int) or is_stream(source)
+    """A camera or a live stream: frames stamped by the clock, the newest frame analysed, Ctrl-C ends it normally."""
+    return isinstance(source, int) or (is_url(source) and url_kind(source) == "stream")
 
 
 def media_name(source: str | int) -> str:
@@ -140,8 +152,10 @@ def sampling_step(fps: float, sampling: Sampling) -> int:
 class VideoSource:
     """Frames from a file or a camera (an index such as 0), decoded on a background thread.
 
-    The thread stays at most ``ahead`` frames ahead, so decoding overlaps detection and classification
-    without holding the whole video in memory.
+    From a file, the thread stays at most ``ahead`` frames ahead, so decoding overlaps detection and classification
+    without holding the whole video in memory. A live source does not wait for the analysis: it keeps only the newest
+    frames, so results are about now, not about a backlog that grows for as long as the analysis is slower than the
+    camera (a camera does not pause; an RTSP server drops a client that stops reading).
     """
 
     def __init__(self, source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False, ahead: int = 16):
@@ -168,14 +182,14 @@ class VideoSource:
         self.step = sampling_step(self.info.fps, sampling)
         self.decoded = 0  # frames read so far
         self.damaged = False  # a damaged file shows as fewer frames decoded than the container claims (see Outputs)
-        self.queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self.live = is_live(source)
+        self.queue: queue.Queue = queue.Queue(maxsize=2 if self.live else ahead)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._decode, daemon=True)
         self.thread.start()
 
     def _decode(self) -> None:
         index, started, shown = 0, time.monotonic(), 0.0
-        live = is_live(self.source)  # a camera's frames come when they come: stamp them by the clock
         try:
             while not self.stopping.is_set():
                 analyse = index % self.step == 0
@@ -186,8 +200,10 @@ class VideoSource:
                 if not ok:
                     break
                 self.decoded = index + 1
-                shown = time.monotonic() - started if live else self._time_in_file(index, shown)
-                self._put(Frame(index, shown, bgr, analyse))
+                # A live source's frames come when they come: stamped by the clock.
+                shown = time.monotonic() - started if self.live else self._time_in_file(index, shown)
+                if bgr is not None:  # frames only grabbed, between sampled ones, are not passed on
+                    (self._put_newest if self.live else self._put)(Frame(index, shown, bgr, analyse))
                 index += 1
         finally:
             self._put(None)
@@ -209,10 +225,19 @@ class VideoSource:
             except queue.Full:
                 continue
 
+    def _put_newest(self, frame: Frame) -> None:
+        """Never waits: when the queue is full, its oldest frame makes room (counted as decoded, not analysed)."""
+        while True:
+            try:
+                self.queue.put_nowait(frame)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self.queue.get_nowait()
+
     def __iter__(self) -> Iterator[Frame]:
         while (item := self.queue.get()) is not None:
-            if item.bgr is not None or self.decode_all:
-                yield item
+            yield item
 
     def close(self) -> None:
         self.stopping.set()
@@ -223,6 +248,8 @@ class VideoSource:
 class AnimationSource:
     """Frames of an animated GIF, WebP or PNG, decoded by PIL (OpenCV's FFmpeg reads GIFs but not animated WebP or
     PNG), each stamped with the time it is shown. ``info.fps`` is the average rate, which an annotated video plays at."""
+
+    live = False
 
     def __init__(self, path: str, sampling: Sampling = Sampling(), decode_all: bool = False):
         self.path, self.decode_all = Path(path), decode_all
@@ -299,11 +326,12 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def analyze_video(analyzer: FaceAnalyzer, source: VideoSource, smooth_s: float, batch_frames: int = 8
-                  ) -> Iterator[FrameResult]:
+def analyze_video(analyzer: FaceAnalyzer, source: VideoSource | AnimationSource, smooth_s: float,
+                  batch_frames: int = 8) -> Iterator[FrameResult]:
     """Every decoded frame in order; analysed frames carry tracked faces, the others none.
 
-    Faces of ``batch_frames`` analysed frames share one classifier call.
+    Faces of ``batch_frames`` analysed frames share one classifier call; a live source's frames are analysed one by
+    one, as they come (a batch would hold each result back until the batch is full).
     """
     import cv2
 
@@ -325,6 +353,6 @@ def analyze_video(analyzer: FaceAnalyzer, source: VideoSource, smooth_s: float, 
 
     for frame in source:
         pending.append(frame)
-        if sum(f.analyse for f in pending) >= batch_frames:
+        if sum(f.analyse for f in pending) >= (1 if source.live else batch_frames):
             yield from flush()
     yield from flush()

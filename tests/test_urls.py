@@ -6,11 +6,14 @@ import functools
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -23,19 +26,51 @@ runner = CliRunner()
 class QuietHandler(SimpleHTTPRequestHandler):
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, "": "video/mp4"}  # "movie" below has no suffix
 
+    def do_GET(self) -> None:
+        if self.path == "/camera":
+            self.send_camera()
+        else:
+            super().do_GET()
+
+    def send_camera(self) -> None:
+        """What an IP camera or a phone's webcam app serves: Motion JPEG, one JPEG after another as fast as they come
+        (here all at once, faster than fer analyses them), at an address without a suffix. With ``hold_after`` set,
+        the stream stops after that many frames until the test releases it (at most HOLD_S seconds)."""
+        server = self.server
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        photo = cv2.imread(str(EXAMPLES / "astronaut.jpg"))
+        for i in range(CAMERA_FRAMES):
+            if i == server.hold_after:
+                self.wfile.flush()
+                server.held_too_long = not server.released.wait(timeout=HOLD_S)
+            jpeg = cv2.imencode(".jpg", np.roll(photo, i % 8, axis=1))[1].tobytes()
+            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg))
+
     def log_message(self, *args) -> None:
         pass
 
 
+CAMERA_FRAMES = 100
+HOLD_S = 10.0  # under FFmpeg's 20 s read timeout, which would otherwise end the stream and release the results
+
+
 class QuietServer(ThreadingHTTPServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hold_after: int | None = None
+        self.released = threading.Event()
+        self.held_too_long = False
+
     def handle_error(self, request, client_address) -> None:
         pass  # fer hangs up on purpose (a video where a photo was wanted, a download over the limit)
 
 
 @pytest.fixture
-def served(tmp_path):
+def server(tmp_path):
     """A folder served at http://127.0.0.1:PORT/, holding the example photos and a 10-frame video (also without its
-    suffix, as "movie", sent as video/mp4) and an HLS playlist of two segments."""
+    suffix, as "movie", sent as video/mp4), an HLS playlist of two segments, and a camera's stream at /camera."""
     root = tmp_path / "www"
     root.mkdir()
     for name in ("astronaut.jpg", "two_faces.jpg"):
@@ -55,9 +90,15 @@ def served(tmp_path):
     server = QuietServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.released.set()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def served(server):
+    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def predict(*args):
@@ -82,6 +123,10 @@ def test_python_api_takes_an_address(served):
     assert record["status"] == "ok" and [f["label"] for f in record["faces"]] == ["happy", "happy"]
     missing = FaceAnalyzer().predict(f"{served}/gone.jpg")
     assert missing["status"] == "error" and "404" in missing["error"]
+    video = FaceAnalyzer().predict(f"{served}/movie")  # it answers about one photo
+    assert video["status"] == "error" and "the server sends a video (video/mp4)" in video["error"]
+    camera = FaceAnalyzer().predict(f"{served}/camera")  # at once, not when 100 MB have come
+    assert camera["status"] == "error" and "a live MJPEG stream (a camera), not a photo" in camera["error"]
 
 
 def test_video_and_hls_playlist_by_address(served, tmp_path, monkeypatch):
@@ -91,6 +136,9 @@ def test_video_and_hls_playlist_by_address(served, tmp_path, monkeypatch):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["frame"] for r in records] == list(range(10)) and all(r["faces"][0]["face_id"] == 1 for r in records)
     assert json.loads(Path("runs/predict/clip/summary.json").read_text())["frames_decoded"] == 10
+    unnamed = predict(f"{served}/movie", "--json")  # no suffix: the server's video/mp4 says what it is
+    assert unnamed.exit_code == 0, unnamed.output
+    assert [json.loads(line)["frame"] for line in unnamed.stdout.splitlines()] == list(range(10))
     playlist = predict(f"{served}/live.m3u8", "--json")
     assert playlist.exit_code == 0, playlist.output
     times = [json.loads(line)["time_s"] for line in playlist.stdout.splitlines()]
@@ -106,7 +154,6 @@ def test_address_failures_are_one_line_each(served, tmp_path, monkeypatch):
     expected = {
         f"{served}/gone.jpg": "the server answered 404",
         f"http://127.0.0.1:{closed}/photo.jpg": "cannot reach it",
-        f"{served}/movie": "the server sends a video (video/mp4) at an address without a video suffix",
         f"{served}/two_faces.jpg": "over 0 MB, too large for a photo",
         f"rtsp://127.0.0.1:{closed}/live": "cannot be opened as a video stream",
     }
@@ -117,3 +164,33 @@ def test_address_failures_are_one_line_each(served, tmp_path, monkeypatch):
         assert len(result.stderr.strip().splitlines()) <= 2  # the line, and the count for photos; no FFmpeg lines
     as_source = predict("--source", f"rtsp://127.0.0.1:{closed}/live")  # where people put a camera's address
     assert as_source.exit_code == 1 and "cannot be opened as a video stream" in as_source.stderr
+
+
+def test_camera_stream_by_address_analyses_the_newest_frames(served, tmp_path, monkeypatch):
+    """An IP camera's MJPEG stream is live: frames stamped by the clock, and when they come faster than fer analyses
+    them, the older ones waiting are skipped, not queued, so the results stay about now and the last frame is seen."""
+    monkeypatch.chdir(tmp_path)
+    result = predict(f"{served}/camera", "--json")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    frames = [r["frame"] for r in records]
+    assert frames == sorted(frames) and len(frames) < CAMERA_FRAMES and frames[-1] == CAMERA_FRAMES - 1
+    assert all([f["face_id"] for f in r["faces"]] == [1] for r in records)
+    # By the clock, all 100 frames came in well under the 4 s that FFmpeg's assumed 25 frames/s would stamp them.
+    assert records[-1]["time_s"] < 3.0
+    summary = json.loads(Path("runs/predict/camera/summary.json").read_text())
+    assert summary["frames_decoded"] == CAMERA_FRAMES and summary["frames_analysed"] == len(records)
+
+
+def test_camera_results_come_as_the_frames_come(server, served, tmp_path):
+    """A live source's results are written frame by frame, not held for a batch nor in a pipe's buffer: the camera
+    stops after 3 frames until the first JSON line has reached this test."""
+    server.hold_after = 3
+    proc = subprocess.Popen([sys.executable, "-m", "fercli", "predict", f"{served}/camera", "--json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    server.released.set()
+    rest, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert json.loads(first)["frame"] < 3 and not server.held_too_long
+    assert json.loads(rest.splitlines()[-1])["frame"] == CAMERA_FRAMES - 1

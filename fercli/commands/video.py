@@ -15,7 +15,7 @@ from fercli import console
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
-from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, is_live, media_name, open_clip
+from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, media_name, open_clip
 
 # OpenCV's FFmpeg has no H.264 encoder (a GPL/patent matter): .mp4 holds MPEG-4 Part 2, which players read and browsers
 # do not; .webm holds VP8, which browsers and chat apps play (about 8x slower to encode).
@@ -36,6 +36,8 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
             outputs.add(result)
             if as_json and result.frame.analyse:
                 sys.stdout.write(json.dumps(result.to_json(label)) + "\n")
+                if video.live:  # a pipe would hold a camera's lines back for kilobytes
+                    sys.stdout.flush()
             progress.update(result.frame.index + 1, (result.frame.index + 1) / (time.perf_counter() - start))
     except KeyboardInterrupt:
         interrupted = True
@@ -45,7 +47,7 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
         summary = outputs.close(decoded=video.decoded, seconds=time.perf_counter() - start, interrupted=interrupted,
                                 damaged=video.damaged)
     report(summary, run_dir, as_json)
-    if interrupted and not is_live(source):
+    if interrupted and not video.live:
         raise KeyboardInterrupt  # a file run cut short: the CLI says so and exits 130, after the files were closed
     return 0
 
