@@ -82,15 +82,19 @@ PALETTE = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 1
 
 def draw_timeline(times: dict[int, list[float]], probs: dict[int, np.ndarray], classes: tuple[str, ...], title: str,
                   duration_s: float, width: int = 1200) -> np.ndarray:
-    """One panel per tracked face (12 at most; the csv has them all): each class's probability over the video's
-    time, 0-1 on the y axis, seconds on the x axis, a legend at the bottom. Drawn with OpenCV so that the base
-    install (photos, videos, the server) needs no matplotlib."""
+    """One panel per tracked face (the 12 seen longest, in order of appearance; the csv has them all): each class's
+    probability over the video's time, 0-1 on the y axis, seconds on the x axis, a legend at the bottom. Drawn with
+    OpenCV so that the base install (photos, videos, the server) needs no matplotlib."""
     import cv2
 
     font, panel_h, left, right, top, bottom = cv2.FONT_HERSHEY_SIMPLEX, 170, 90, 30, 50, 80
-    faces = sorted(times)[:12]
+    faces = faces_to_plot(times)
+    top += 20 if len(faces) < len(times) else 0  # room for the line that says so
     canvas = np.full((top + panel_h * len(faces) + bottom, width, 3), 255, np.uint8)
     cv2.putText(canvas, title, (left, 32), font, 0.7, DARK, 1, cv2.LINE_AA)
+    if len(faces) < len(times):
+        cv2.putText(canvas, f"the {len(faces)} of {len(times)} faces seen longest (timeline.csv has them all)",
+                    (left, 56), font, 0.5, DARK, 1, cv2.LINE_AA)
     span = max(duration_s, 1e-3)
     plot_w = width - left - right
     step = nice_step(span)
@@ -120,6 +124,13 @@ def draw_timeline(times: dict[int, list[float]], probs: dict[int, np.ndarray], c
         cv2.putText(canvas, name, (x + 30, axis_y + 65), font, 0.5, DARK, 1, cv2.LINE_AA)
         x += 40 + cv2.getTextSize(name, font, 0.5, 1)[0][0]
     return canvas
+
+
+def faces_to_plot(times: dict[int, list[float]], most: int = 12) -> list[int]:
+    """The faces seen in the most analysed frames, in order of appearance. In a long video, tracks break (a face turned
+    away for over a second comes back with a new face_id) and passers-by come and go: the first ids are not the
+    people the video is about."""
+    return sorted(sorted(times, key=lambda face_id: -len(times[face_id]))[:most])
 
 
 def nice_step(span: float) -> float:

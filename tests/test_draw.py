@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fercli.draw import DARK, GREEN, draw_bars, draw_faces
+from fercli.draw import DARK, GREEN, draw_bars, draw_faces, draw_timeline, faces_to_plot
 from fercli.faces import Face
 
 FACE = Face((1200, 700, 60, 70), label="happy", scores={"happy": 0.88, "neutral": 0.03, "sad": 0.02, "angry": 0.01})
@@ -47,3 +47,15 @@ def test_labels_in_a_row_of_small_faces_do_not_cover_each_other():
         assert len(gap) > 0, k
     last = np.nonzero(band)[0].max()
     assert last - 900 > 150  # the last face has room: its label keeps the photo-sized font
+
+
+def test_timeline_of_a_long_video_plots_the_faces_seen_longest():
+    """Face 1 is a passer-by seen in two frames, face i > 1 in i + 1 frames: the panels are the 12 seen longest, in order
+    of appearance, and the picture says that two were left out."""
+    times = {1: [0.0, 0.1], **{i: [0.1 * k for k in range(i + 1)] for i in range(2, 15)}}
+    assert faces_to_plot(times) == list(range(3, 15))
+    assert faces_to_plot({3: [0.0], 1: [0.0]}) == [1, 3]
+    probs = {i: np.full((len(t), 7), 1 / 7) for i, t in times.items()}
+    picture = draw_timeline(times, probs, tuple("abcdefg"), "talk.mp4", duration_s=1.5)
+    every = draw_timeline({i: times[i] for i in range(3, 15)}, probs, tuple("abcdefg"), "talk.mp4", duration_s=1.5)
+    assert picture.shape[0] == every.shape[0] + 20  # the same 12 panels, and a line saying which they are
