@@ -88,7 +88,7 @@ def draw_timeline(times: dict[int, list[float]], probs: dict[int, np.ndarray], c
     import cv2
 
     font, panel_h, left, right, top, bottom = cv2.FONT_HERSHEY_SIMPLEX, 170, 90, 30, 50, 80
-    faces = faces_to_plot(times)
+    faces = longest_seen({face_id: len(seen) for face_id, seen in times.items()}, most=12)
     top += 20 if len(faces) < len(times) else 0  # room for the line that says so
     canvas = np.full((top + panel_h * len(faces) + bottom, width, 3), 255, np.uint8)
     cv2.putText(canvas, title, (left, 32), font, 0.7, DARK, 1, cv2.LINE_AA)
@@ -126,11 +126,11 @@ def draw_timeline(times: dict[int, list[float]], probs: dict[int, np.ndarray], c
     return canvas
 
 
-def faces_to_plot(times: dict[int, list[float]], most: int = 12) -> list[int]:
-    """The faces seen in the most analysed frames, in order of appearance. In a long video, tracks break (a face turned
-    away for over a second comes back with a new face_id) and passers-by come and go: the first ids are not the
-    people the video is about."""
-    return sorted(sorted(times, key=lambda face_id: -len(times[face_id]))[:most])
+def longest_seen(frames_seen: dict[int, int], most: int) -> list[int]:
+    """The ``most`` faces seen in the most analysed frames, in order of appearance (face ids count up). In a long video,
+    tracks break (a face turned away for over a second comes back with a new face_id) and passers-by come and go: the
+    first ids are not the people the video is about."""
+    return sorted(sorted(frames_seen, key=lambda face_id: -frames_seen[face_id])[:most])
 
 
 def nice_step(span: float) -> float:

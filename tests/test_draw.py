@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fercli.draw import DARK, GREEN, draw_bars, draw_faces, draw_timeline, faces_to_plot
+from fercli.draw import DARK, GREEN, draw_bars, draw_faces, draw_timeline, longest_seen
 from fercli.faces import Face
 
 FACE = Face((1200, 700, 60, 70), label="happy", scores={"happy": 0.88, "neutral": 0.03, "sad": 0.02, "angry": 0.01})
@@ -53,8 +53,8 @@ def test_timeline_of_a_long_video_plots_the_faces_seen_longest():
     """Face 1 is a passer-by seen in two frames, face i > 1 in i + 1 frames: the panels are the 12 seen longest, in order
     of appearance, and the picture says that two were left out."""
     times = {1: [0.0, 0.1], **{i: [0.1 * k for k in range(i + 1)] for i in range(2, 15)}}
-    assert faces_to_plot(times) == list(range(3, 15))
-    assert faces_to_plot({3: [0.0], 1: [0.0]}) == [1, 3]
+    assert longest_seen({i: len(t) for i, t in times.items()}, most=12) == list(range(3, 15))
+    assert longest_seen({3: 1, 1: 1}, most=12) == [1, 3]
     probs = {i: np.full((len(t), 7), 1 / 7) for i, t in times.items()}
     picture = draw_timeline(times, probs, tuple("abcdefg"), "talk.mp4", duration_s=1.5)
     every = draw_timeline({i: times[i] for i in range(3, 15)}, probs, tuple("abcdefg"), "talk.mp4", duration_s=1.5)

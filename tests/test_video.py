@@ -133,6 +133,21 @@ def test_run_folder_csv_summary_and_timeline(tmp_path, monkeypatch):
     assert again.stdout.strip().endswith("runs/predict/talk-2")
 
 
+def test_summary_table_of_a_long_video_lists_the_faces_seen_longest(capsys):
+    """25 faces, face i seen in i frames: the table lists faces 6-25 and says 5 more were seen in 5 frames or fewer."""
+    from fercli.commands.video import report
+
+    share = {"happy": 1.0}
+    faces = [{"face_id": i, "frames": i, "first_s": 0.0, "last_s": 1.0, "dominant": "happy", "share": share}
+             for i in range(1, 26)]
+    report({"path": "talk.mp4", "status": "ok", "stopped": "", "frames_decoded": 99, "frames_analysed": 99,
+            "frames_per_s": 30.0, "faces": faces}, Path("runs/predict/talk"), as_json=False)
+    printed = capsys.readouterr().out
+    rows = [line.split("│")[1].strip() for line in printed.splitlines() if line.startswith("│")]
+    assert rows == [str(i) for i in range(6, 26)]
+    assert "and 5 more faces seen in 5 frames or fewer each (summary.json and timeline.csv have them all)" in printed
+
+
 def test_smoothing_follows_time_not_frames():
     from fercli.faces import Face
     from fercli.video import Tracker

@@ -17,6 +17,7 @@ from fercli.faces import FaceAnalyzer
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
 from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, media_name, open_clip
 
+TABLE_FACES = 20  # the faces seen longest; a long video's broken tracks and passers-by would fill the screen
 # OpenCV's FFmpeg has no H.264 encoder (a GPL/patent matter): .mp4 holds MPEG-4 Part 2, which players read and browsers
 # do not; .webm holds VP8, which browsers and chat apps play (about 8x slower to encode).
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
@@ -149,10 +150,17 @@ def report(summary: dict, run_dir: Path, as_json: bool) -> None:
     if summary["status"] == "no_face":
         console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames")
     else:
+        from fercli.draw import longest_seen
+
+        shown = set(longest_seen({f["face_id"]: f["frames"] for f in summary["faces"]}, most=TABLE_FACES))
         rows = [[f["face_id"], f"{f['first_s']:.1f}-{f['last_s']:.1f} s", f["frames"], f["dominant"],
                  ", ".join(f"{c} {s:.0%}" for c, s in sorted(f["share"].items(), key=lambda kv: -kv[1])[:3] if s > 0)]
-                for f in summary["faces"]]
+                for f in summary["faces"] if f["face_id"] in shown]
         title = (f"{summary['path']}: {summary['frames_decoded']} frames, {summary['frames_analysed']} analysed, "
                  f"{summary['frames_per_s']} frames/s")
         console.show(console.make_table(title, ["face", "seen", "frames", "mostly", "share of time"], rows))
+        if len(shown) < len(summary["faces"]):
+            left_out = [f["frames"] for f in summary["faces"] if f["face_id"] not in shown]
+            console.result_line(f"and {len(left_out)} more faces seen in {max(left_out)} frames or fewer each "
+                                f"(summary.json and timeline.csv have them all)")
     console.result_line(f"Results saved to {run_dir}")
