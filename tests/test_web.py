@@ -213,3 +213,19 @@ def test_the_webcam_shows_a_labelled_box_within_seconds(server, page):
         page.wait_for_selector(".result .face-label", timeout=20_000)
         time.sleep(3)
         page.screenshot(path=os.environ["FER_SCREENSHOT"], full_page=True)
+
+
+def test_the_webcam_waits_for_a_server_that_stopped_answering_and_goes_on_when_it_is_back(server, page):
+    """A refused request is retried after a second, not at once in a loop that would spin the browser, and the status
+    says what is wrong; once the server answers again, labels come back."""
+    refused = []
+    page.goto(server)
+    page.route("**/v1/predict*", lambda route: (refused.append(time.monotonic()), route.abort("connectionrefused")))
+    page.click("#start")
+    page.wait_for_function("document.getElementById('status').textContent.includes('cannot reach fer serve')",
+                           timeout=20_000)
+    page.wait_for_timeout(2500)  # not time.sleep: Playwright answers the routed requests only while it waits
+    assert 2 <= len(refused) <= 5  # about one a second (a loop without a pause: hundreds)
+    assert "trying again in a second" in page.inner_text("#status")
+    page.unroute("**/v1/predict*")
+    page.wait_for_function("document.getElementById('webcam-labels').textContent.includes('happy')", timeout=20_000)

@@ -4,7 +4,8 @@
 const COLOURS = ["#d62728", "#8c564b", "#2ca02c", "#ff7f0e", "#7f7f7f", "#1f77b4", "#e377c2", "#9467bd"];
 
 async function predict(blob, name, query = "") {
-  const response = await fetch(`/v1/predict${query}`, { method: "POST", body: blob, headers: { "x-filename": name } });
+  const response = await fetch(`/v1/predict${query}`, { method: "POST", body: blob, headers: { "x-filename": name } })
+    .catch(() => { throw new Error("cannot reach fer serve (is it still running?)"); });
   const body = await response.json().catch(() => ({ error: `server answered ${response.status}` }));
   if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
   return body;
@@ -258,7 +259,9 @@ async function liveLoop() {
       // Camera frames are upright: no search of turned views (?orient=false). The next frame goes when this answer is back.
       record = await predict(blob, "frame.jpg", "?orient=false");
     } catch (err) {
-      setStatus(err.message);
+      // A stopped server refuses at once: without a pause this loop would spin, a request after another, until it is back.
+      setStatus(`${err.message}; trying again in a second`);
+      await sleep(1000);
       continue;
     }
     if (!current()) break;
