@@ -185,7 +185,8 @@ def test_annotated_video_has_every_frame(tmp_path, monkeypatch):
 def test_video_without_faces_is_no_face(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = predict(write_video(tmp_path / "wall.mp4", 10, faces=False))
-    assert result.exit_code == 0 and "no face found" in result.stdout
+    assert result.exit_code == 0 and "no face found in 10 analysed frames" in result.stdout
+    assert "--detect-size 1280" in result.stdout  # what to try for a wide shot's small faces
     assert json.loads(Path("runs/predict/wall/summary.json").read_text())["status"] == "no_face"
 
 

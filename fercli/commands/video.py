@@ -148,7 +148,9 @@ def report(summary: dict, run_dir: Path, as_json: bool) -> None:
         console.info(f"Results saved to {run_dir}")
         return
     if summary["status"] == "no_face":
-        console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames")
+        # Video frames get no closer look for small faces (photos do): say how to give one.
+        console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames "
+                            "(small faces, a wide shot: --detect-size 1280)")
     else:
         from fercli.draw import longest_seen
 
