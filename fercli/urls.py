@@ -17,6 +17,7 @@ PLAYLIST_SUFFIXES = {".m3u8"}  # HLS, how web cameras and broadcasts stream over
 # apps serve, usually at an address without a suffix (http://192.168.1.5:8080/video).
 MJPEG_TYPE = "multipart/x-mixed-replace"
 PLAYLIST_TYPES = {"application/vnd.apple.mpegurl", "application/x-mpegurl"}
+WEB_PAGE_TYPES = {"text/html", "application/xhtml+xml"}
 MAX_DOWNLOAD_BYTES = 100_000_000  # a photo; beyond this it is surely not one
 TIMEOUT_S = 20.0  # to connect, and between received bytes
 
@@ -71,6 +72,9 @@ def download(url: str) -> bytes:
             kind = response.headers.get_content_type()
             if kind == MJPEG_TYPE:  # it would never end: refuse at once rather than at the size limit
                 raise InputError(f"{url}: a live MJPEG stream (a camera), not a photo; fer predict reads it as a camera")
+            if kind in WEB_PAGE_TYPES:  # an address copied from the browser's address bar: a page showing the photo
+                raise InputError(f"{url}: a web page, not a photo or a video; open it, right-click the photo and copy "
+                                 "its own address (Copy image address), or download the video and give fer the file")
             if kind.startswith("video/"):
                 raise InputError(f"{url}: the server sends a video ({kind}) at an address without a video suffix; "
                                  "download it and give fer the file")

@@ -70,7 +70,7 @@ class QuietServer(ThreadingHTTPServer):
 @pytest.fixture
 def server(tmp_path):
     """A folder served at http://127.0.0.1:PORT/, holding the example photos and a 10-frame video (also without its
-    suffix, as "movie", sent as video/mp4), an HLS playlist of two segments, and a camera's stream at /camera."""
+    suffix, as "movie", sent as video/mp4), an HLS playlist of two segments, a web page (watch.html) and a camera's stream at /camera."""
     root = tmp_path / "www"
     root.mkdir()
     for name in ("astronaut.jpg", "two_faces.jpg"):
@@ -81,6 +81,7 @@ def server(tmp_path):
         writer.write(photo)
     writer.release()
     shutil.copy(root / "clip.mp4", root / "movie")
+    (root / "watch.html").write_text("<html><body><img src='astronaut.jpg'></body></html>")
     writer = cv2.VideoWriter(str(root / "part.ts"), cv2.VideoWriter_fourcc(*"MPEG"), 10, (512, 512))
     for _ in range(5):
         writer.write(photo)
@@ -155,6 +156,7 @@ def test_address_failures_are_one_line_each(served, tmp_path, monkeypatch):
         f"{served}/gone.jpg": "the server answered 404",
         f"http://127.0.0.1:{closed}/photo.jpg": "cannot reach it",
         f"{served}/two_faces.jpg": "over 0 MB, too large for a photo",
+        f"{served}/watch.html?v=1": "a web page, not a photo or a video; open it, right-click the photo",
         f"rtsp://127.0.0.1:{closed}/live": "cannot be opened as a video stream",
     }
     for url, message in expected.items():
