@@ -22,6 +22,15 @@ ANIMATED_FORMATS = {"GIF", "WEBP", "PNG"}
 # it only with the pillow-heif plugin (fercli[heic]: 27 MB, its HEVC codecs carry LGPL/GPL licences, so it is optional).
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 HEIF_HINT = 'a HEIC/HEIF photo (iPhones\' default format): pip install "fercli[heic]" to read it, or save it as JPEG'
+# Camera RAW photos: PIL opens some as TIFFs, but gets only the small preview inside (a NEF's is 160x120), where faces are
+# too small to find; fer says so instead of answering about the preview.
+RAW_SUFFIXES = {".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf", ".rw2", ".pef",
+                ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw"}
+RAW_HINT = ("a camera RAW photo, which fer does not read: use the JPEG the camera saved beside it, or export one "
+            "(the camera's software, Lightroom, darktable)")
+# Files people hand over that hold photos without being one, by their first bytes.
+HOLDER_HINTS = {b"PK\x03\x04": "a zip archive: unzip it and give fer the folder",
+                b"%PDF": "a PDF: save its pictures as images (or take screenshots) and give fer those"}
 MAX_PIXELS = 64_000_000  # ~8000x8000: decoding more than this as RGB would take GBs of memory
 MAX_SIDE = 4096  # never decode more than this per side unless asked: faces stay far above 48 px
 PANORAMA_STRETCH = 4  # a panorama's long side may be up to this many times the usual limit (see longest_side_for)
@@ -45,6 +54,14 @@ def longest_side_for(width: int, height: int, max_side: int) -> int:
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def not_a_photo(name: str, head: bytes) -> str | None:
+    """Why a file that people take for photos is none, in a line (a RAW photo, a zip or PDF holding photos); None for
+    anything else. ``head``: the file's first bytes."""
+    if Path(name).suffix.lower() in RAW_SUFFIXES:
+        return RAW_HINT
+    return next((hint for magic, hint in HOLDER_HINTS.items() if head.startswith(magic)), None)
 
 
 def is_animated(path: Path) -> bool | None:
@@ -89,6 +106,8 @@ def read_photo_bytes(data: bytes, *, name: str = "upload", gray: bool = False, m
 
 
 def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) -> Photo:
+    if Path(name).suffix.lower() in RAW_SUFFIXES:
+        raise InputError(f"{name}: {RAW_HINT}")
     try:
         if _is_heif(source) and not _heif_plugin_registered():
             raise InputError(f"{name}: {HEIF_HINT}")
@@ -97,6 +116,8 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
             with Image.open(source) as img:
                 return _decode(img, gray, max_side, name)
     except UnidentifiedImageError:
+        if reason := not_a_photo(name, _head(source, 8)):
+            raise InputError(f"{name}: {reason}") from None
         if _looks_like_video(_head(source, 200)):  # an upload, or a video named like a photo
             raise InputError(f"{name}: a video, not a photo; fer predict reads videos (fer predict clip.mp4), the API "
                              "and FaceAnalyzer.predict one image at a time") from None

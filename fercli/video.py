@@ -24,7 +24,8 @@ import numpy as np
 
 from fercli.errors import InputError
 from fercli.faces import Face, FaceAnalyzer
-from fercli.images import IMAGE_SUFFIXES, Photo, animation_frames, frame_durations, is_animated, is_image_path
+from fercli.images import (IMAGE_SUFFIXES, Photo, animation_frames, frame_durations, is_animated, is_image_path,
+                           not_a_photo)
 from fercli.urls import PLAYLIST_SUFFIXES, is_stream, is_url, served_kind, url_stem, url_suffix
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".vob",
@@ -92,7 +93,17 @@ def is_clip(path: str) -> bool:
     animated = is_animated(Path(path))
     if animated is not None:
         return animated
-    return not is_image_path(Path(path)) and _opencv_reads_a_frame(path)
+    if is_image_path(Path(path)) or not_a_photo(path, _first_bytes(path)):  # FFmpeg would read a zip's JPEGs as frames
+        return False
+    return _opencv_reads_a_frame(path)
+
+
+def _first_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)
+    except OSError:
+        return b""
 
 
 def _opencv_reads_a_frame(path: str) -> bool:

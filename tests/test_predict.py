@@ -69,6 +69,32 @@ def test_folder_with_a_corrupt_file_goes_on(tmp_path, trained_checkpoint):
     assert "3 photos: 2 with faces (2 faces), 0 without, 1 unreadable" in result.stderr  # the tally, on stderr
 
 
+def test_files_people_take_for_photos_get_a_line_on_what_to_do(tmp_path, trained_checkpoint, monkeypatch):
+    """A camera RAW photo (PIL would read a NEF as a TIFF: its 160x120 preview), a zip and a PDF of photos: each one
+    line saying what it is and what to give fer instead; before, the zip of JPEGs was read as a video of them."""
+    import zipfile
+
+    photo = Image.open(EXAMPLES / "astronaut.jpg")
+    photo.resize((160, 120)).save(tmp_path / "DSC_0001.NEF", format="TIFF")
+    with zipfile.ZipFile(tmp_path / "holiday.zip", "w") as archive:  # stored: the JPEGs' bytes as they are
+        archive.write(EXAMPLES / "astronaut.jpg", "a.jpg")
+        archive.write(EXAMPLES / "two_faces.jpg", "b.jpg")
+    photo.save(tmp_path / "album.pdf")
+    raws = tmp_path / "card"
+    raws.mkdir()
+    for name in ("IMG_1.CR2", "IMG_2.CR2", "IMG_3.DNG"):
+        (raws / name).write_bytes(b"II*\x00raw")
+    expected = {"DSC_0001.NEF": "a camera RAW photo, which fer does not read: use the JPEG the camera saved beside it",
+                "holiday.zip": "a zip archive: unzip it and give fer the folder",
+                "album.pdf": "a PDF: save its pictures as images",
+                "card": "folder holds no images or videos but 3 camera RAW photos (.cr2, .dng), which fer does not read"}
+    monkeypatch.chdir(tmp_path)
+    for name, message in expected.items():
+        result = predict(tmp_path / name, "-c", trained_checkpoint)
+        assert result.exit_code == 1 and f"{tmp_path / name}: {message}" in result.stderr, (name, result.output)
+    assert not (tmp_path / "runs" / "predict").exists()  # no video run folder: nothing was read as a video
+
+
 def test_json_schema(trained_checkpoint):
     record = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json").stdout)
     assert set(record) == {"path", "status", "size", "turned", "faces"}

@@ -16,7 +16,7 @@ from fercli import console
 from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
-from fercli.images import IMAGE_SUFFIXES, is_image_path, read_image, read_photo_bytes
+from fercli.images import IMAGE_SUFFIXES, RAW_SUFFIXES, is_image_path, read_image, read_photo_bytes
 from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.urls import download, is_url
 from fercli.video import Sampling, is_clip, is_video_path, media_name
@@ -93,7 +93,7 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
             found.append((item, ""))
         elif path.is_dir():
             media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p)))
-            found += [(str(p), "") for p in media] or [(item, "folder holds no images or videos (.jpg, .png, .mp4, ...)")]
+            found += [(str(p), "") for p in media] or [(item, why_no_media(path))]
         elif path.exists():
             found.append((item, ""))
         elif any(ch in item for ch in "*?["):
@@ -102,6 +102,16 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
         else:
             found.append((item, "no such file or folder"))
     return found
+
+
+def why_no_media(folder: Path) -> str:
+    """A folder without photos or videos: empty of them, or holding camera RAW photos only (a photographer's folder)."""
+    raws = [p for p in folder.rglob("*") if p.suffix.lower() in RAW_SUFFIXES]
+    if raws:
+        kinds = ", ".join(sorted({p.suffix.lower() for p in raws}))
+        return (f"folder holds no images or videos but {len(raws)} camera RAW photo{'s' * (len(raws) > 1)} ({kinds}), "
+                "which fer does not read; use the JPEGs the camera saved beside them, or export some")
+    return "folder holds no images or videos (.jpg, .png, .mp4, ...)"
 
 
 def show_result(result: ImageResult, top_k: int) -> None:
