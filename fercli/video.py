@@ -2,7 +2,8 @@
 
 Tracking is greedy box matching: each face in a frame continues the track whose last box overlaps it most
 (intersection over union at least 0.3), largest overlaps first; a face matching no track starts a new
-``face_id``; a track unseen for ``MAX_GAP_S`` seconds ends. Smoothing is an exponential moving average of
+``face_id``; a track ends when unseen for ``MAX_GAP_S`` seconds and in the last ``MAX_MISSED`` analysed frames (the
+second keeps tracks across sparse sampling: at ``--fps 0.5`` every face would otherwise get a new id each frame). Smoothing is an exponential moving average of
 each track's probabilities with time constant ``smooth_s`` seconds (weight 1 - exp(-dt / smooth_s) for a
 frame dt seconds after the previous one), so it means the same at any frame rate; raw values are kept.
 """
@@ -33,6 +34,7 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpe
                   ".ts", ".mts", ".m2ts"}  # MPEG transport streams: camcorders (AVCHD), recorded broadcasts
 MIN_IOU = 0.3
 MAX_GAP_S = 1.0
+MAX_MISSED = 1
 URL_TIMEOUT_MS = 20_000
 # FFmpeg's own error lines (a refused connection, a damaged packet) would reach stderr next to fer's one line about the
 # same failure: quiet, unless the user sets a level to debug with. OpenCV reads it once, when it first opens a video.
@@ -297,11 +299,15 @@ class Tracker:
 
     def __init__(self, classes: tuple[str, ...], smooth_s: float):
         self.classes, self.smooth_s = classes, smooth_s
-        self.tracks: dict[int, tuple[tuple[int, int, int, int], float, np.ndarray]] = {}  # id -> box, time, smoothed
+        # id -> last box, time and analysed frame seen, smoothed probabilities
+        self.tracks: dict[int, tuple[tuple[int, int, int, int], float, int, np.ndarray]] = {}
         self.next_id = 1
+        self.frame = 0  # analysed frames so far
 
     def update(self, faces: list[Face], time_s: float) -> list[TrackedFace]:
-        self.tracks = {i: t for i, t in self.tracks.items() if time_s - t[1] <= MAX_GAP_S}
+        self.frame += 1
+        self.tracks = {i: t for i, t in self.tracks.items()
+                       if time_s - t[1] <= MAX_GAP_S or self.frame - t[2] <= MAX_MISSED + 1}
         pairs = sorted(((iou(face.box, track[0]), f, i) for f, face in enumerate(faces)
                         for i, track in self.tracks.items()), reverse=True)
         matched: dict[int, int] = {}
@@ -318,10 +324,10 @@ class Tracker:
                 face_id, self.next_id = self.next_id, self.next_id + 1
                 smoothed = raw
             else:
-                _box, seen, previous = self.tracks[face_id]
+                _box, seen, _frame, previous = self.tracks[face_id]
                 weight = 1.0 if self.smooth_s <= 0 else 1 - math.exp(-(time_s - seen) / self.smooth_s)
                 smoothed = previous + weight * (raw - previous)
-            self.tracks[face_id] = (face.box, time_s, smoothed)
+            self.tracks[face_id] = (face.box, time_s, self.frame, smoothed)
             raw_scores = dict(face.scores)
             face.scores = {c: round(float(p), 4) for c, p in zip(self.classes, smoothed)}
             face.label = self.classes[int(np.argmax(smoothed))]

@@ -162,6 +162,31 @@ def test_smoothing_follows_time_not_frames():
     assert far.face_id == 2 and far.face.scores == {"a": 1.0, "b": 0.0}
 
 
+def test_tracks_last_across_sparse_sampling():
+    """At --fps 0.5 (2 s between analysed frames) a face in place keeps its id; a track ends only when unseen both for
+    a second and in the last analysed frames (before: a new id every frame, each track older than 1 s)."""
+    from fercli.faces import Face
+    from fercli.video import Tracker
+
+    tracker = Tracker(("a", "b"), smooth_s=0.5)
+
+    def face():
+        return Face((0, 0, 10, 10), scores={"a": 1.0, "b": 0.0})
+
+    ids = [t.face_id for time_s in (0.0, 2.0, 4.0) for t in tracker.update([face()], time_s)]
+    assert ids == [1, 1, 1]
+    tracker.update([], 6.0)  # missed once: kept
+    assert [t.face_id for t in tracker.update([face()], 8.0)] == [1]
+    tracker.update([], 10.0)
+    tracker.update([], 12.0)  # missed twice and for 4 s: ended
+    assert [t.face_id for t in tracker.update([face()], 14.0)] == [2]
+    quick = Tracker(("a", "b"), smooth_s=0.5)  # at 25 frames/s, a second unseen still ends a track
+    quick.update([face()], 0.0)
+    for k in range(1, 27):
+        quick.update([], k / 25)
+    assert [t.face_id for t in quick.update([face()], 27 / 25)] == [2]
+
+
 def test_annotated_video_has_every_frame(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     video = write_video(tmp_path / "clip.mp4", 20)

@@ -229,3 +229,14 @@ def test_the_webcam_waits_for_a_server_that_stopped_answering_and_goes_on_when_i
     assert "trying again in a second" in page.inner_text("#status")
     page.unroute("**/v1/predict*")
     page.wait_for_function("document.getElementById('webcam-labels').textContent.includes('happy')", timeout=20_000)
+
+
+def test_the_live_views_face_ids_follow_the_video_rule_across_slow_answers(server, page):
+    """The page's tracker, run in the browser: a face in place keeps its id though answers come 2 s apart (a slow
+    server), and a face unseen for two answers and over a second gets a new one, as fer's video tracking does."""
+    page.goto(server)
+    ids = page.evaluate("""() => {
+        const face = [{ box: [0, 0, 10, 10] }];
+        return [[0, face], [2, face], [4, []], [6, face], [8, []], [10, []], [12, face]].map(([t, faces]) => assignIds(faces, t));
+    }""")
+    assert ids == [[1], [1], [], [1], [], [], [2]]

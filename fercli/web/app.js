@@ -158,7 +158,7 @@ function pastedName(file, index) {
 
 // name: "webcam" or the file's; a file's frames are timed by the video's own clock (currentTime), the webcam's by ours.
 const live = { stream: null, url: null, name: "webcam", fromFile: false, running: false, start: 0, tracks: [], nextId: 1,
-  rows: [], classes: null, session: 0 };
+  analysed: 0, rows: [], classes: null, session: 0 };
 
 function setStatus(text) {
   document.getElementById("status").textContent = text;
@@ -171,9 +171,11 @@ function iou(a, b) {
   return inter / (a[2] * a[3] + b[2] * b[3] - inter || 1);
 }
 
-// The same rule as fer's video tracking: a face continues the track it overlaps most (IoU >= 0.3).
+// The same rule as fer's video tracking: a face continues the track it overlaps most (IoU >= 0.3); a track ends when
+// unseen for a second and in the last analysed frame (a slow server's frames can be over a second apart).
 function assignIds(faces, t) {
-  live.tracks = live.tracks.filter((tr) => t - tr.seen <= 1.0);
+  live.analysed += 1;
+  live.tracks = live.tracks.filter((tr) => t - tr.seen <= 1.0 || live.analysed - tr.frame <= 2);
   const ids = [];
   const used = new Set();
   for (const face of faces) {
@@ -186,6 +188,7 @@ function assignIds(faces, t) {
     if (!best) { best = { id: live.nextId++, box: face.box, seen: t }; live.tracks.push(best); }
     best.box = face.box;
     best.seen = t;
+    best.frame = live.analysed;
     used.add(best.id);
     ids.push(best.id);
   }
@@ -284,7 +287,7 @@ async function liveLoop() {
 
 // Whatever played before (the webcam, another video) has stopped; its boxes, ids and charts go with it.
 function beginLive(name, fromFile) {
-  Object.assign(live, { name, fromFile, running: true, session: live.session + 1, start: performance.now(), tracks: [], nextId: 1, rows: [] });
+  Object.assign(live, { name, fromFile, running: true, session: live.session + 1, start: performance.now(), tracks: [], nextId: 1, analysed: 0, rows: [] });
   document.getElementById("charts").replaceChildren();
   document.getElementById("webcam-labels").textContent = "";
   const overlay = document.getElementById("overlay");
