@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,13 +36,15 @@ class QuietHandler(SimpleHTTPRequestHandler):
     def send_camera(self) -> None:
         """What an IP camera or a phone's webcam app serves: Motion JPEG, one JPEG after another as fast as they come
         (here all at once, faster than fer analyses them), at an address without a suffix. With ``hold_after`` set,
-        the stream stops after that many frames until the test releases it (at most HOLD_S seconds)."""
+        the stream stops after that many frames until the test releases it (at most HOLD_S seconds); with
+        ``frame_gap_s`` set, frames come that many seconds apart, as a camera sends them."""
         server = self.server
         self.send_response(200)
         self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
         self.end_headers()
         photo = cv2.imread(str(EXAMPLES / "astronaut.jpg"))
-        for i in range(CAMERA_FRAMES):
+        for i in range(server.frames):
+            time.sleep(server.frame_gap_s)
             if i == server.hold_after:
                 self.wfile.flush()
                 server.held_too_long = not server.released.wait(timeout=HOLD_S)
@@ -59,6 +62,7 @@ HOLD_S = 10.0  # under FFmpeg's 20 s read timeout, which would otherwise end the
 class QuietServer(ThreadingHTTPServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.frames, self.frame_gap_s = CAMERA_FRAMES, 0.0
         self.hold_after: int | None = None
         self.released = threading.Event()
         self.held_too_long = False
@@ -196,3 +200,17 @@ def test_camera_results_come_as_the_frames_come(server, served, tmp_path):
     assert proc.returncode == 0, stderr
     assert json.loads(first)["frame"] < 3 and not server.held_too_long
     assert json.loads(rest.splitlines()[-1])["frame"] == CAMERA_FRAMES - 1
+
+
+def test_a_camera_recorded_to_a_file_plays_in_real_time(server, served, tmp_path, monkeypatch):
+    """Frames 0.1 s apart from a camera FFmpeg takes for 25 frames/s: the annotated video holds each frame as long as
+    it was shown (repeated until the next came), so it lasts as long as the recording (before: 20 frames, 0.8 s)."""
+    monkeypatch.chdir(tmp_path)
+    server.frames, server.frame_gap_s = 20, 0.1
+    result = predict(f"{served}/camera", "--json", "-o", tmp_path / "me.mp4")
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert last["frame"] == 19 and last["time_s"] > 1.5
+    recorded = cv2.VideoCapture(str(tmp_path / "me.mp4"))
+    assert recorded.get(cv2.CAP_PROP_FPS) == pytest.approx(25)
+    assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == round(last["time_s"] * 25) + 1

@@ -29,7 +29,7 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
     label = f"camera {source}" if isinstance(source, int) else str(source)
     video = open_clip(source, sampling, decode_all=save is not None)
     run_dir = new_run_dir(project, media_name(source))
-    outputs = Outputs(run_dir, label, analyzer.classifier.classes, video.info, save, top_k)
+    outputs = Outputs(run_dir, label, analyzer.classifier.classes, video.info, save, top_k, live=video.live)
     progress = console.FrameProgress(label, video.info.frames)
     start, interrupted = time.perf_counter(), False
     try:
@@ -56,8 +56,9 @@ def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, 
 class Outputs:
     """Everything a video run writes, kept valid at every moment: the csv is flushed per frame batch."""
 
-    def __init__(self, run_dir: Path, label: str, classes: tuple[str, ...], info: VideoInfo, save: Path | None, top_k: int):
-        self.run_dir, self.label, self.classes, self.info, self.top_k = run_dir, label, classes, info, top_k
+    def __init__(self, run_dir: Path, label: str, classes: tuple[str, ...], info: VideoInfo, save: Path | None, top_k: int,
+                 live: bool = False):
+        self.run_dir, self.label, self.classes, self.info, self.top_k, self.live = run_dir, label, classes, info, top_k, live
         self.csv_file = open(run_dir / "timeline.csv", "w", newline="")
         self.csv = csv.writer(self.csv_file)
         self.csv.writerow(["frame", "time_s", "face_id", "x", "y", "w", "h", "detector_score", "label", *classes,
@@ -65,7 +66,7 @@ class Outputs:
         self.times: dict[int, list[float]] = {}
         self.probs: dict[int, list[np.ndarray]] = {}
         self.analysed = 0
-        self.writer, self.save, self.last_faces = None, save, []
+        self.writer, self.save, self.last_faces, self.written = None, save, [], 0
         if save is not None:
             self.writer = open_writer(save, info)
 
@@ -85,9 +86,16 @@ class Outputs:
         if self.writer is not None:
             from fercli.draw import draw_faces
 
-            # Frames between sampled ones show the last analysed faces.
-            faces = [t.face for t in self.last_faces]
-            self.writer.write(draw_faces(frame.bgr, faces, top_k=self.top_k, names=[f"#{t.face_id}" for t in self.last_faces]))
+            # A camera's frames come when they come, and those that came while fer was busy are skipped: written by the
+            # clock instead (a frame repeated until the next, or left out), the video plays in real time, not faster.
+            copies = max(0, round(frame.time_s * self.info.fps) + 1 - self.written) if self.live else 1
+            if copies:
+                # Frames between sampled ones show the last analysed faces.
+                faces = [t.face for t in self.last_faces]
+                drawn = draw_faces(frame.bgr, faces, top_k=self.top_k, names=[f"#{t.face_id}" for t in self.last_faces])
+                for _ in range(copies):
+                    self.writer.write(drawn)
+                self.written += copies
 
     def close(self, decoded: int, seconds: float, interrupted: bool, damaged: bool = False) -> dict:
         self.csv_file.close()
