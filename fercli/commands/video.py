@@ -67,11 +67,13 @@ class Outputs:
         self.probs: dict[int, list[np.ndarray]] = {}
         self.analysed = 0
         self.writer, self.save, self.last_faces, self.written = None, save, [], 0
+        self.last_time_s = 0.0
         if save is not None:
             self.writer = open_writer(save, info)
 
     def add(self, result: FrameResult) -> None:
         frame = result.frame
+        self.last_time_s = frame.time_s
         if frame.analyse:
             self.analysed += 1
             self.last_faces = result.faces
@@ -108,9 +110,14 @@ class Outputs:
 
             picture = draw_timeline(self.times, {i: np.stack(p) for i, p in self.probs.items()}, self.classes,
                                     f"{Path(self.label).name}: smoothed expression probabilities per face",
-                                    decoded / self.info.fps)
+                                    self.duration_s(decoded))
             write_image_atomic(picture, self.run_dir / "timeline.png")
         return summary
+
+    def duration_s(self, decoded: int) -> float:
+        """A file's frames at its frame rate; a camera's by the clock (a webcam that claims 30 frames/s sends 15 in dim
+        light, and frames fer skipped are counted as decoded)."""
+        return self.last_time_s + 1 / self.info.fps if self.live else decoded / self.info.fps
 
     def summary(self, decoded: int, seconds: float, interrupted: bool, damaged: bool = False) -> dict:
         faces = []
@@ -131,7 +138,7 @@ class Outputs:
                        f"{claimed} the file claims; results cover what was read")
         return {"path": self.label, "status": "ok" if faces else "no_face", "fps": round(self.info.fps, 3),
                 "size": [self.info.width, self.info.height], "frames_decoded": decoded, "frames_analysed": self.analysed,
-                "duration_s": round(decoded / self.info.fps, 3), "processing_s": round(seconds, 2),
+                "duration_s": round(self.duration_s(decoded), 3), "processing_s": round(seconds, 2),
                 "frames_per_s": round(decoded / seconds, 1) if seconds > 0 else 0.0, "stopped": stopped,
                 "annotated": str(self.save) if self.save else None, "faces": faces}
 
