@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -216,3 +217,18 @@ def test_a_camera_recorded_to_a_file_plays_in_real_time(server, served, tmp_path
     assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == round(last["time_s"] * 25) + 1
     summary = json.loads(Path("runs/predict/camera/summary.json").read_text())
     assert summary["duration_s"] == pytest.approx(last["time_s"] + 1 / 25, abs=1e-3)  # by the clock, not 20 / 25 s
+
+
+def test_ctrl_c_ends_a_camera_normally_with_every_file_complete(server, served, tmp_path):
+    """A live stream has no end but Ctrl-C: exit 0 (not 130, as for a file cut short), the summary written."""
+    server.frames, server.frame_gap_s = 2000, 0.04  # 80 s if nothing stopped it
+    proc = subprocess.Popen([sys.executable, "-m", "fercli", "predict", f"{served}/camera", "--json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = json.loads(proc.stdout.readline())
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    summary = json.loads((tmp_path / "runs" / "predict" / "camera" / "summary.json").read_text())
+    assert summary["stopped"].startswith("interrupted") and summary["frames_analysed"] >= 1 and first["faces"]
+    assert (tmp_path / "runs" / "predict" / "camera" / "timeline.png").is_file()
