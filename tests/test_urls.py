@@ -187,6 +187,7 @@ def test_camera_stream_by_address_analyses_the_newest_frames(served, tmp_path, m
     assert records[-1]["time_s"] < 3.0
     summary = json.loads(Path("runs/predict/camera/summary.json").read_text())
     assert summary["frames_decoded"] == CAMERA_FRAMES and summary["frames_analysed"] == len(records)
+    assert "the stream ended after frame 100" in result.stderr  # a camera ends only by Ctrl-C, unless it is lost
 
 
 def test_camera_results_come_as_the_frames_come(server, served, tmp_path):

@@ -131,6 +131,9 @@ class Outputs:
         stopped = ""
         if interrupted:
             stopped = f"interrupted after frame {decoded}"
+        elif self.live:  # only Ctrl-C ends a camera on purpose
+            stopped = (f"the stream ended after frame {decoded} ({self.duration_s(decoded):.1f} s): the camera stopped "
+                       "sending or the connection was lost; results cover what was read")
         elif damaged:
             stopped = f"the file is damaged or cut after frame {decoded}; results cover what was read"
         elif claimed and decoded < claimed - 1:  # containers often round their frame count by one
