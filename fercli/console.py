@@ -129,16 +129,20 @@ class WorkProgress:
 
 
 class FrameProgress:
-    """A bar for long frame-by-frame work (videos): frames done, frames/s, time left when the total is known."""
+    """A bar for long frame-by-frame work (videos): frames done, frames/s, time left when the total is known, and what
+    the last analysed frame shows (a webcam in a terminal: the expression now)."""
 
     def __init__(self, label: str, total: int | None):
         self.progress = bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn())
-        self.task = self.progress.add_task(escape(label), total=total or None, fps=0.0)
+                            TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[now]}"))
+        self.task = self.progress.add_task(escape(label), total=total or None, fps=0.0, now="")
         self.progress.start()
 
-    def update(self, done: int, fps: float) -> None:
-        self.progress.update(self.task, completed=done, fps=fps)
+    def update(self, done: int, fps: float, now: str | None = None) -> None:
+        """``now``: the last analysed frame's faces in a few words; None keeps the previous."""
+        fields = {"fps": fps} if now is None else {"fps": fps, "now": escape(now)}
+        self.progress.update(self.task, completed=done, **fields)
 
     def close(self) -> None:
         self.progress.stop()

@@ -233,3 +233,33 @@ def test_ctrl_c_ends_a_camera_normally_with_every_file_complete(server, served, 
     summary = json.loads((tmp_path / "runs" / "predict" / "camera" / "summary.json").read_text())
     assert summary["stopped"].startswith("interrupted") and summary["frames_analysed"] >= 1 and first["faces"]
     assert (tmp_path / "runs" / "predict" / "camera" / "timeline.png").is_file()
+
+
+def test_a_camera_in_a_terminal_shows_the_expression_now(server, served, tmp_path):
+    """`fer predict http://camera/video` in a terminal: the progress line says what the latest frame shows."""
+    import os
+    import pty
+
+    server.frames, server.frame_gap_s = 30, 0.05
+    terminal, tty = pty.openpty()
+    drawn = bytearray()
+
+    def drain() -> None:  # what the bar draws on the terminal
+        try:
+            while chunk := os.read(terminal, 4096):
+                drawn.extend(chunk)
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        run = subprocess.run([sys.executable, "-m", "fercli", "predict", f"{served}/camera"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=tty, stdin=subprocess.DEVNULL, timeout=120,
+                             env={**os.environ, "TERM": "xterm", "COLUMNS": "200"})
+    finally:
+        os.close(tty)
+        reader.join(timeout=5)
+        os.close(terminal)
+    assert run.returncode == 0
+    assert b"#1 happy" in drawn, bytes(drawn[-500:])
