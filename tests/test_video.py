@@ -364,6 +364,26 @@ def test_phone_camcorder_and_unnamed_videos_are_videos(tmp_path, monkeypatch):
     assert "notes.dat: neither an image PIL reads nor a video OpenCV's FFmpeg reads" in result.stderr
 
 
+def test_live_photo_clips_in_a_folder_are_skipped_and_said_so(tmp_path, monkeypatch):
+    """A phone's export: IMG_0001.HEIC's Live Photo clip IMG_0001.MOV is skipped (one line on stderr), a video of
+    its own (IMG_0002.MOV) is read, and the clip named on the command line is read too."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(EXAMPLES / "astronaut.jpg", export / "IMG_0001.JPG")
+    write_video(export / "IMG_0001.MOV", 5)
+    write_video(export / "IMG_0002.MOV", 5)
+    result = predict(export, "--json")
+    assert result.exit_code == 0, result.output
+    paths = {Path(json.loads(line)["path"]).name for line in result.stdout.splitlines()}
+    assert paths == {"IMG_0001.JPG", "IMG_0002.MOV"}
+    assert "skipped 1 Live Photo clip (a .MOV beside the photo of the same name, such as IMG_0001.MOV)" in result.stderr
+    named = predict(export / "IMG_0001.MOV", "--json")
+    assert named.exit_code == 0 and len(named.stdout.splitlines()) == 5
+
+
 def test_variable_frame_rate_video_is_timed_by_its_timestamps(tmp_path, monkeypatch):
     """A phone video that drops from 25 to 12.5 frames a second halfway (as in dim light): each frame's time is its own
     timestamp, not its index over the average rate (which would put frame 10 at 0.6 s instead of 0.4 s)."""

@@ -93,7 +93,7 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
             found.append((item, ""))
         elif path.is_dir():
             media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p)))
-            found += [(str(p), "") for p in media] or [(item, why_no_media(path))]
+            found += [(str(p), "") for p in without_live_photo_clips(media)] or [(item, why_no_media(path))]
         elif path.exists():
             found.append((item, ""))
         elif any(ch in item for ch in "*?["):
@@ -102,6 +102,18 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
         else:
             found.append((item, "no such file or folder"))
     return found
+
+
+def without_live_photo_clips(media: list[Path]) -> list[Path]:
+    """A folder's photos and videos, less the clips of iPhone Live Photos: IMG_0001.MOV beside IMG_0001.HEIC (or .JPG)
+    is the same moment, 3 s of it, which a photo library shows as one item; a folder exported from a phone would
+    otherwise give a video run folder per photo. Said on stderr; named on the command line, such a clip is read."""
+    photos = {(p.parent, p.stem.lower()) for p in media if is_image_path(p)}
+    clips = [p for p in media if p.suffix.lower() == ".mov" and (p.parent, p.stem.lower()) in photos]
+    if clips:
+        console.info(f"skipped {len(clips)} Live Photo clip{'s' * (len(clips) > 1)} (a .MOV beside the photo of the "
+                     f"same name, such as {clips[0].name}); name them to include them")
+    return [p for p in media if p not in set(clips)]
 
 
 def why_no_media(folder: Path) -> str:
