@@ -95,6 +95,19 @@ def test_files_people_take_for_photos_get_a_line_on_what_to_do(tmp_path, trained
     assert not (tmp_path / "runs" / "predict").exists()  # no video run folder: nothing was read as a video
 
 
+def test_hidden_files_and_folders_in_a_folder_are_left_out(tmp_path, trained_checkpoint):
+    """A folder copied from a Mac to a USB drive: ._a.jpg (AppleDouble metadata, not a JPEG) beside a.jpg, and a
+    thumbnail cache: only a.jpg is read, and nothing counts as unreadable."""
+    folder = tmp_path / "usb"
+    (folder / ".thumbnails").mkdir(parents=True)
+    Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / "a.jpg")
+    Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / ".thumbnails" / "a.jpg")
+    (folder / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    result = predict(folder, "-c", trained_checkpoint, "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(json.loads(line)["path"]) for line in result.stdout.splitlines()] == [folder / "a.jpg"]
+
+
 def test_json_schema(trained_checkpoint):
     record = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json").stdout)
     assert set(record) == {"path", "status", "size", "turned", "faces"}

@@ -92,7 +92,8 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
         if is_url(item):  # before globs: an address's "?" starts its query
             found.append((item, ""))
         elif path.is_dir():
-            media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p)))
+            media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p))
+                           and not is_hidden(p.relative_to(path)))
             found += [(str(p), "") for p in without_live_photo_clips(media)] or [(item, why_no_media(path))]
         elif path.exists():
             found.append((item, ""))
@@ -102,6 +103,12 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
         else:
             found.append((item, "no such file or folder"))
     return found
+
+
+def is_hidden(relative: Path) -> bool:
+    """A dot-file or inside a dot-folder, as file managers hide them: macOS's ._IMG_0001.JPG beside each photo copied to a
+    USB drive (metadata named like a JPEG, which would count as unreadable), caches of thumbnails (.thumbnails/)."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def without_live_photo_clips(media: list[Path]) -> list[Path]:
