@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop
+from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop, even_exposure
 from fercli.choices import (CONFIDENT_UPRIGHT, DETECT_SIZE, MIN_FACE, MIN_SCORE, SMALL_FACE, TTA, TURN_MARGIN, DetectorName,
                             Faces)
 from fercli.classifier import Classifier, open_classifier
@@ -78,14 +78,14 @@ class FaceAnalyzer:
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
                  detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
                  faces: Faces = Faces.all, align: bool = True, orient: bool = True, tta: TTA = TTA.flip,
-                 small_faces: bool = True, device: str = "auto", batch_images: int = 64):
+                 small_faces: bool = True, even_exposure: bool = True, device: str = "auto", batch_images: int = 64):
         self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
         if self.classifier.preprocess.channels != 1:
             raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
         self.detector = None if detector is None else create_detector(detector, detect_size=detect_size, min_score=min_score)
         self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
         self.detect_size, self.min_face, self.faces, self.align = detect_size, min_face, Faces(faces), align
-        self.orient, self.small_faces = orient, small_faces
+        self.orient, self.small_faces, self.even_exposure = orient, small_faces, even_exposure
         self.batch_images = batch_images
         self.tta = TTA(tta)
         if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
@@ -238,7 +238,7 @@ class FaceAnalyzer:
         return kept
 
     def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
-        flat = [crop for per_image in crops for crop in per_image]
+        flat = [even_exposure(crop) if self.even_exposure else crop for per_image in crops for crop in per_image]
         if not flat:
             return
         probs = self.classifier.probabilities(np.stack(flat), tta=self.tta)
