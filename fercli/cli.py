@@ -223,6 +223,8 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, metavar="PORT", help="Port to listen on.")] = 8000,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint, an .onnx export, or a shipped model: fer2013 (default) or ferplus.")] = None,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet (default) or haar.")] = DetectorName.yunet,
+    certfile: Annotated[Optional[Path], typer.Option("--certfile", metavar="PEM", help="Serve HTTPS with this certificate (and --keyfile): browsers open the camera only on https:// pages or on this computer's own.")] = None,
+    keyfile: Annotated[Optional[Path], typer.Option("--keyfile", metavar="PEM", help="The certificate's private key.")] = None,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
@@ -232,11 +234,13 @@ def serve(
     """
     from fercli import console
     from fercli.faces import FaceAnalyzer
-    from fercli.serve import run_server
+    from fercli.serve import check_tls_files, run_server
 
+    check_tls_files(certfile, keyfile)  # before the model loads: a wrong path is one line at once
     analyzer = FaceAnalyzer(checkpoint, detector=detector, device=device)
-    console.info(f"fer serve: open http://{host}:{port} (API: http://{host}:{port}/docs); Ctrl-C stops it")
-    run_server(analyzer, host=host, port=port)
+    scheme = "https" if certfile else "http"
+    console.info(f"fer serve: open {scheme}://{host}:{port} (API: {scheme}://{host}:{port}/docs); Ctrl-C stops it")
+    run_server(analyzer, host=host, port=port, certfile=certfile, keyfile=keyfile)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from fercli import __version__
+from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -117,7 +118,19 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     return b"".join(chunks), request.headers.get("x-filename", "upload")
 
 
-def run_server(analyzer: FaceAnalyzer, *, host: str, port: int) -> None:
+def check_tls_files(certfile: Path | None, keyfile: Path | None) -> None:
+    """HTTPS needs both files, readable; checked before anything starts."""
+    if (certfile is None) != (keyfile is None):
+        raise InputError("--certfile and --keyfile go together: give both for HTTPS, or neither")
+    for option, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if path is not None and not path.is_file():
+            raise InputError(f"{option} {path}: no such file (a self-signed pair for a phone on your network: openssl "
+                             "req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 365 -subj /CN=fer)")
+
+
+def run_server(analyzer: FaceAnalyzer, *, host: str, port: int, certfile: Path | None = None,
+               keyfile: Path | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(analyzer), host=host, port=port, log_level="warning")
+    tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile and keyfile else {}
+    uvicorn.run(create_app(analyzer), host=host, port=port, log_level="warning", **tls)

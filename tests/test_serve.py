@@ -93,3 +93,51 @@ def test_the_page_and_its_files_are_served(client):
     assert "fetch(`/v1/predict${query}`" in client.get("/static/app.js").text
     for asset in ("/", "/static/app.js", "/static/style.css"):
         assert "://" not in client.get(asset).text  # no CDN: nothing is fetched from anywhere but this server
+
+
+def test_https_with_a_certificate_and_one_line_for_a_missing_half(tmp_path):
+    """fer serve --certfile --keyfile serves HTTPS (what a phone's browser needs to open its camera on the page);
+    one of the two alone, or a missing file, is one line before the model loads."""
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from typer.testing import CliRunner
+
+    from fercli.cli import app
+
+    runner = CliRunner()
+    alone = runner.invoke(app, ["serve", "--certfile", str(tmp_path / "cert.pem")])
+    assert alone.exit_code == 1 and "--certfile and --keyfile go together" in alone.stderr
+    missing = runner.invoke(app, ["serve", "--certfile", str(tmp_path / "c.pem"), "--keyfile", str(tmp_path / "k.pem")])
+    assert missing.exit_code == 1 and "--certfile" in missing.stderr and "no such file" in missing.stderr
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate with")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem"), "-days", "1", "-subj", "/CN=localhost"], check=True,
+                   capture_output=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "fercli", "serve", "--port", str(port), "--certfile",
+                             str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    unverified = ssl.create_default_context()
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE  # self-signed: as a browser told to trust it
+    try:
+        deadline, answer = time.time() + 30, None
+        while time.time() < deadline and answer is None:
+            try:
+                answer = urllib.request.urlopen(f"https://127.0.0.1:{port}/v1/health", timeout=2, context=unverified)
+            except OSError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status == 200
+        answer.close()  # an open connection would hold the server's graceful shutdown
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=10)
+    assert f"open https://127.0.0.1:{port}" in stderr.decode()

@@ -240,3 +240,13 @@ def test_the_live_views_face_ids_follow_the_video_rule_across_slow_answers(serve
         return [[0, face], [2, face], [4, []], [6, face], [8, []], [10, []], [12, face]].map(([t, faces]) => assignIds(faces, t));
     }""")
     assert ids == [[1], [1], [], [1], [], [], [2]]
+
+
+def test_the_webcam_on_a_plain_http_page_from_another_computer_says_how_to_get_the_camera(server, page):
+    """Opened as http://<laptop>:8000 from a phone, a page gets no navigator.mediaDevices (cameras need a secure
+    page); the status line says so and names the HTTPS options, instead of "Cannot read properties of undefined"."""
+    page.add_init_script("Object.defineProperty(navigator, 'mediaDevices', { value: undefined })")
+    page.goto(server)
+    page.click("#start")
+    page.wait_for_function("document.getElementById('status').textContent.includes('--certfile')", timeout=10_000)
+    assert "only on https:// pages" in page.inner_text("#status")

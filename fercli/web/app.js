@@ -306,6 +306,11 @@ function detachSource(video) {
 }
 
 async function startWebcam() {
+  if (!navigator.mediaDevices) {  // what a browser gives a plain-http page from another computer (a phone on the LAN)
+    setStatus(`the browser opens the camera only on https:// pages or on this computer's own (http://localhost); ` +
+      "start fer serve with --certfile and --keyfile (see fer serve --help) and open it as https://");
+    return;
+  }
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
