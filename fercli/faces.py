@@ -23,7 +23,7 @@ from fercli.choices import (CONFIDENT_UPRIGHT, DETECT_SIZE, MIN_FACE, MIN_SCORE,
 from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, YuNet, create_detector, quarter_turned, shrink
 from fercli.errors import CheckpointError, InputError
-from fercli.images import MAX_SIDE, Photo, read_photo, read_photo_bytes, resize_square
+from fercli.images import MAX_SIDE, STDIN, Photo, read_photo, read_photo_bytes, resize_square, stdin_bytes
 from fercli.onnx_model import TENCROP_NEEDS_PT
 from fercli.urls import download, is_url
 
@@ -135,7 +135,7 @@ class FaceAnalyzer:
         if error:
             return ImageResult(path, "error", error=error), []
         try:
-            data = download(path) if is_url(path) else None
+            data = download(path) if is_url(path) else stdin_bytes() if path == STDIN else None
 
             def decode(side: int) -> Photo:
                 if data is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +44,17 @@ UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4:
 
 # We enforce our own limit (MAX_PIXELS) with a clear message instead of PIL's bomb warning.
 Image.MAX_IMAGE_PIXELS = None
+
+
+STDIN = "-"  # fer predict - reads one photo piped in: curl -s URL | fer predict -, or a screenshot tool's output
+
+
+@functools.cache
+def stdin_bytes() -> bytes:
+    """The photo piped to fer, read once (an annotated copy needs it again)."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(f"{STDIN}: reads a photo piped in (cat photo.jpg | fer predict -); nothing is piped")
+    return sys.stdin.buffer.read()
 
 
 def longest_side_for(width: int, height: int, max_side: int) -> int:

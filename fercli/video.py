@@ -25,7 +25,7 @@ import numpy as np
 
 from fercli.errors import InputError
 from fercli.faces import Face, FaceAnalyzer
-from fercli.images import (IMAGE_SUFFIXES, Photo, animation_frames, frame_durations, is_animated, is_image_path,
+from fercli.images import (IMAGE_SUFFIXES, STDIN, Photo, animation_frames, frame_durations, is_animated, is_image_path,
                            not_a_photo)
 from fercli.urls import PLAYLIST_SUFFIXES, is_stream, is_url, served_kind, url_stem, url_suffix
 
@@ -90,6 +90,8 @@ def is_clip(path: str) -> bool:
     unfamiliar name (a camcorder's .MOD, a download without its suffix) that is no image but OpenCV's FFmpeg decodes."""
     if is_video_path(path):
         return True
+    if path == STDIN:  # a photo piped in (FFmpeg would read "-" as its own stdin)
+        return False
     if is_url(path):  # a photo is downloaded; a video or a stream is read by FFmpeg
         return url_kind(path) != "photo"
     animated = is_animated(Path(path))
@@ -136,9 +138,12 @@ def is_live(source: str | int) -> bool:
 
 
 def media_name(source: str | int) -> str:
-    """What a run folder or an annotated file is named after: a file's stem, an address's last part, "camera"."""
+    """What a run folder or an annotated file is named after: a file's stem, an address's last part, "camera",
+    "stdin"."""
     if isinstance(source, int):
         return "camera"
+    if source == STDIN:
+        return "stdin"
     return url_stem(source) if is_url(source) else Path(source).stem
 
 

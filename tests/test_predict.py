@@ -108,6 +108,22 @@ def test_hidden_files_and_folders_in_a_folder_are_left_out(tmp_path, trained_che
     assert [Path(json.loads(line)["path"]) for line in result.stdout.splitlines()] == [folder / "a.jpg"]
 
 
+def test_a_photo_piped_in_is_read_from_stdin(tmp_path, trained_checkpoint):
+    """`curl -s URL | fer predict -`: the piped photo's faces, and its annotated copy named after stdin."""
+    from fercli.images import stdin_bytes
+
+    stdin_bytes.cache_clear()  # read once per process: each invocation here is a new "process"
+    piped = runner.invoke(app, ["predict", "-", "-c", str(trained_checkpoint), "--json", "-o", str(tmp_path / "out")],
+                          input=(EXAMPLES / "two_faces.jpg").read_bytes())
+    assert piped.exit_code == 0, piped.output
+    [record] = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert record["path"] == "-" and len(record["faces"]) == 2 and (tmp_path / "out" / "stdin_fer.jpg").is_file()
+    stdin_bytes.cache_clear()
+    empty = runner.invoke(app, ["predict", "-", "-c", str(trained_checkpoint)], input=b"")
+    assert empty.exit_code == 1 and "-: empty (0 bytes)" in empty.stderr
+    stdin_bytes.cache_clear()
+
+
 def test_json_schema(trained_checkpoint):
     record = json.loads(predict(EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json").stdout)
     assert set(record) == {"path", "status", "size", "turned", "faces"}

@@ -16,7 +16,7 @@ from fercli import console
 from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces import FaceAnalyzer, ImageResult
-from fercli.images import IMAGE_SUFFIXES, RAW_SUFFIXES, is_image_path, read_image, read_photo_bytes
+from fercli.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
 from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.urls import download, is_url
 from fercli.video import Sampling, is_clip, is_video_path, media_name
@@ -89,7 +89,7 @@ def expand_inputs(items: Iterable[str]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for item in items:
         path = Path(item)
-        if is_url(item):  # before globs: an address's "?" starts its query
+        if is_url(item) or item == STDIN:  # before globs: an address's "?" starts its query
             found.append((item, ""))
         elif path.is_dir():
             media = sorted(p for p in path.rglob("*") if p.is_file() and (is_image_path(p) or is_video_path(p))
@@ -187,6 +187,8 @@ def save_annotated(result: ImageResult, target: Path, top_k: int) -> Path:
 
     if is_url(result.path):  # fetched again: holding every photo of a batch until it is drawn would cost more
         rgb = read_photo_bytes(download(result.path), name=result.path).pixels
+    elif result.path == STDIN:
+        rgb = read_photo_bytes(stdin_bytes(), name=STDIN).pixels
     else:
         rgb = read_image(Path(result.path), gray=False)
     scale = rgb.shape[1] / result.size[0] if result.size[0] else 1.0
