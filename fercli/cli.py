@@ -178,7 +178,8 @@ def predict(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
     save: Annotated[Optional[Path], typer.Option("--output", "-o", "--save", metavar="PATH", help="Write annotated images (.jpg, .png) or videos (.mp4, .webm, .avi) to this file or folder.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save files.")] = False,
+    csv_file: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Photos: also write a spreadsheet, one row per face (and per photo without one): file, face, box, label, every class's probability. Videos write timeline.csv in their run folder.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save and --csv files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes); in benchmarks/detector.py it found all 8 faces of the sample photos with no false box, where haar found 5-6 and drew 1-68 false ones. haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
     detect_size: Annotated[int, typer.Option("--detect-size", metavar="PIXELS", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = DETECT_SIZE,
@@ -209,7 +210,7 @@ def predict(
     # --source 0 is a camera; anything else given there (rtsp://..., a file) is read as an input, as people write it.
     camera = int(source) if source is not None and source.isdigit() else None
     inputs = [*(inputs or []), *([source] if source is not None and camera is None else [])]
-    code = run_predict(inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, overwrite=overwrite, top_k=top_k,
+    code = run_predict(inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, csv_file=csv_file, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
                        no_detect=no_detect, align=not no_align, orient=not no_orient, small_faces=not no_small_faces, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
                        device_name=device, tta=tta)

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -122,6 +123,31 @@ def test_a_photo_piped_in_is_read_from_stdin(tmp_path, trained_checkpoint):
     empty = runner.invoke(app, ["predict", "-", "-c", str(trained_checkpoint)], input=b"")
     assert empty.exit_code == 1 and "-: empty (0 bytes)" in empty.stderr
     stdin_bytes.cache_clear()
+
+
+def test_csv_has_a_row_per_face_and_per_photo_without_one(tmp_path, trained_checkpoint):
+    """--csv: a spreadsheet of a folder's faces; a photo without a face and an unreadable one get a row each; an
+    existing file is kept unless --overwrite."""
+    import csv
+    import shutil
+
+    folder = tmp_path / "party"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "two_faces.jpg", folder / "a.jpg")
+    Image.fromarray(np.full((300, 400), 128, np.uint8)).save(folder / "b.png")  # a grey wall
+    (folder / "c.jpg").write_bytes(b"\xff\xd8\xff cut")
+    table = tmp_path / "faces.csv"
+    result = predict(folder, "-c", trained_checkpoint, "--csv", table)
+    assert result.exit_code == 1  # c.jpg could not be read
+    rows = list(csv.DictReader(open(table)))
+    assert [(Path(r["file"]).name, r["status"], r["face"]) for r in rows] == [
+        ("a.jpg", "ok", "1"), ("a.jpg", "ok", "2"), ("b.png", "no_face", ""), ("c.jpg", "error", "")]
+    classes = list(rows[0])[9:-2]
+    assert sum(float(rows[0][c]) for c in classes) == pytest.approx(1, abs=1e-3) and rows[0]["label"] in classes
+    assert int(rows[1]["x"]) > int(rows[0]["x"]) and rows[3]["error"]
+    again = predict(folder, "-c", trained_checkpoint, "--csv", table)
+    assert again.exit_code == 1 and "already exists" in again.stderr and len(list(csv.DictReader(open(table)))) == 4
+    assert predict(folder, "-c", trained_checkpoint, "--csv", tmp_path / "faces.txt").exit_code == 1
 
 
 def test_json_schema(trained_checkpoint):

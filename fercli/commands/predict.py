@@ -4,6 +4,7 @@ videos and cameras (commands/video.py)."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import glob
 import json
 import sys
@@ -27,7 +28,7 @@ VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
                 min_face: int, no_detect: bool, align: bool, orient: bool, sampling: Sampling, smooth_s: float, device_name: str,
-                small_faces: bool = True,
+                small_faces: bool = True, csv_file: Path | None = None,
                 tta: TTA = TTA.flip) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
@@ -38,11 +39,15 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
     videos = [path for path, error in items if not error and is_clip(path)]
     photos = [(path, error) for path, error in items if path not in videos]
     targets = plan_saves(items, save, overwrite, camera, clips=set(videos))
+    if csv_file is not None:
+        if csv_file.suffix.lower() != ".csv":
+            raise InputError(f"--csv {csv_file}: give a file name ending in .csv")
+        refuse_overwrite(csv_file, overwrite)
     analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
                             min_score=min_score, min_face=min_face, faces=faces, align=align, orient=orient, tta=tta,
                             small_faces=small_faces,
                             device=device_name)
-    failures = predict_photos(analyzer, photos, targets, as_json, top_k) if photos else 0
+    failures = predict_photos(analyzer, photos, targets, as_json, top_k, csv_file) if photos else 0
     from fercli.commands.video import run_video
 
     for source in videos + ([camera] if camera is not None else []):
@@ -56,22 +61,56 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
 
 
 def predict_photos(analyzer: FaceAnalyzer, items: list[tuple[str, str]], targets: dict[str, Path], as_json: bool,
-                   top_k: int) -> int:
+                   top_k: int, csv_file: Path | None = None) -> int:
     """Tables or JSON lines per photo, then (for several) a count on stderr; returns how many could not be read."""
     counts = {"ok": 0, "no_face": 0, "error": 0, "faces": 0}
     # Results piped to a file leave the terminal silent for a big folder: a bar there instead (gone when done).
     bar = console.WorkProgress("photos", len(items)) if len(items) > 1 and not console.out.is_terminal else None
-    with bar or contextlib.nullcontext():
+    with bar or contextlib.nullcontext(), FaceTable(csv_file, analyzer.classifier.classes) as table:
         for result in analyzer.analyze_files(items):
             counts[result.status] += 1
             counts["faces"] += len(result.faces)
             show_or_save(result, targets, as_json, top_k)
+            table.add(result)
             if bar:
                 bar.advance(1)
     if len(items) > 1:
         console.info(f"{len(items)} photos: {counts['ok']} with faces ({counts['faces']} faces), {counts['no_face']} "
                      f"without, {counts['error']} unreadable")
     return counts["error"]
+
+
+class FaceTable:
+    """--csv: one row per face, and one per photo without a face or unreadable (face left empty, error said), written
+    as results come, so a big folder stopped by Ctrl-C leaves the rows done. No file: does nothing."""
+
+    def __init__(self, path: Path | None, classes: tuple[str, ...]):
+        self.path, self.classes, self.file, self.writer = path, classes, None, None
+
+    def __enter__(self) -> FaceTable:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "w", newline="")
+            self.writer = csv.writer(self.file)
+            self.writer.writerow(["file", "status", "face", "x", "y", "w", "h", "detector_score", "label",
+                                  *self.classes, "turned", "error"])
+        return self
+
+    def add(self, result: ImageResult) -> None:
+        if self.writer is None:
+            return
+        for number, face in enumerate(result.faces, start=1):
+            self.writer.writerow([result.path, result.status, number, *face.box, face.detector_score, face.label,
+                                  *[face.scores[c] for c in self.classes], result.turned, ""])
+        if not result.faces:
+            self.writer.writerow([result.path, result.status, *[""] * (7 + len(self.classes)), result.turned,
+                                  result.error])
+        self.file.flush()
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
+            console.info(f"saved {self.path}")
 
 
 def show_or_save(result: ImageResult, targets: dict[str, Path], as_json: bool, top_k: int) -> None:
