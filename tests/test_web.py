@@ -249,4 +249,4 @@ def test_the_webcam_on_a_plain_http_page_from_another_computer_says_how_to_get_t
     page.goto(server)
     page.click("#start")
     page.wait_for_function("document.getElementById('status').textContent.includes('--certfile')", timeout=10_000)
-    assert "only on https:// pages" in page.inner_text("#status")
+    assert "only on secure (https) pages" in page.inner_text("#status")

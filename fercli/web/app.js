@@ -307,8 +307,8 @@ function detachSource(video) {
 
 async function startWebcam() {
   if (!navigator.mediaDevices) {  // what a browser gives a plain-http page from another computer (a phone on the LAN)
-    setStatus(`the browser opens the camera only on https:// pages or on this computer's own (http://localhost); ` +
-      "start fer serve with --certfile and --keyfile (see fer serve --help) and open it as https://");
+    setStatus("the browser opens the camera only on secure (https) pages or on this computer's own (localhost); " +
+      "start fer serve with --certfile and --keyfile (see fer serve --help) and open the page with https");
     return;
   }
   let stream;
