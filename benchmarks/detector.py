@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from common import data_arg, machine, print_table, run_benchmark, sample_photos
-from fercli.align import YUNET_FRAMING, Framing, aligned_crop
+from fercli.align import YUNET_FRAMING, Framing, aligned_crop, even_exposure
 from fercli.classifier import open_classifier
 from fercli.config import DataConfig
 from fercli.data import load_dataset
@@ -130,7 +130,8 @@ def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
     def accuracy(framing: Framing, align: bool, subset: np.ndarray, tta: TTA = TTA.none) -> float:
         """Accuracy through detector + crop + classifier on the faces the detector found (within ``subset``)."""
         pick = [i for i in idx if subset[i]]
-        crops = np.stack([aligned_crop(gray_scenes[i], hits[i], 48, framing, align) for i in pick])
+        # Evened as FaceAnalyzer.classify evens them (a crop of the usual contrast is left as it is).
+        crops = np.stack([even_exposure(aligned_crop(gray_scenes[i], hits[i], 48, framing, align)) for i in pick])
         return float((classifier.probabilities(crops, tta=tta).argmax(1) == labels[pick]).mean())
 
     everything, tilted = np.ones(len(scenes), dtype=bool), ~upright
