@@ -16,7 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from fercli.errors import InputError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".apng", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".apng", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".avif",
+                  ".heic", ".heif"}  # .jfif: how Windows browsers save many JPEGs
 # Formats whose files may hold an animation, which fer reads as a clip (video.AnimationSource). Not MPO: the JPEGs of
 # many phones and cameras carry a second picture (a depth map, a preview) that PIL counts as a frame; they are photos.
 ANIMATED_FORMATS = {"GIF", "WEBP", "PNG"}

@@ -98,15 +98,16 @@ def test_files_people_take_for_photos_get_a_line_on_what_to_do(tmp_path, trained
 
 def test_hidden_files_and_folders_in_a_folder_are_left_out(tmp_path, trained_checkpoint):
     """A folder copied from a Mac to a USB drive: ._a.jpg (AppleDouble metadata, not a JPEG) beside a.jpg, and a
-    thumbnail cache: only a.jpg is read, and nothing counts as unreadable."""
+    thumbnail cache: only a.jpg (and b.jfif, a JPEG as Windows browsers save it) is read, none is unreadable."""
     folder = tmp_path / "usb"
     (folder / ".thumbnails").mkdir(parents=True)
     Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / "a.jpg")
+    Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / "b.jfif", format="JPEG")
     Image.fromarray(np.full((48, 48), 100, np.uint8)).save(folder / ".thumbnails" / "a.jpg")
     (folder / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     result = predict(folder, "-c", trained_checkpoint, "--json")
     assert result.exit_code == 0, result.output
-    assert [Path(json.loads(line)["path"]) for line in result.stdout.splitlines()] == [folder / "a.jpg"]
+    assert [Path(json.loads(line)["path"]) for line in result.stdout.splitlines()] == [folder / "a.jpg", folder / "b.jfif"]
 
 
 def test_a_photo_piped_in_is_read_from_stdin(tmp_path, trained_checkpoint):
