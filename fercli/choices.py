@@ -48,3 +48,9 @@ TURN_MARGIN = 0.02
 # again at twice the size, and faces found there that are under SMALL_FACE px in the usual copy, overlapping none found
 # there, are added; unless the usual copy holds a face of 2 x SMALL_FACE px or more (a portrait, a close shot).
 SMALL_FACE = 48
+# Dark photos (faces.py's find_faces, benchmarks/exposure.py): YuNet loses faces below about 5% of a normal exposure.
+# A photo whose brightest grey (99.5th percentile) is under DARK is also searched brightened; a face found only there
+# must score DARK_MIN_SCORE: faces recovered at 4% exposure scored 0.87-0.92, the phantoms that darkened smooth noise
+# gave once brightened 0.75-0.82 (as many as the same noise gives at full exposure), at 2% the faces 0.79-0.84.
+DARK = 64
+DARK_MIN_SCORE = 0.85

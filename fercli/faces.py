@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop, even_exposure
-from fercli.choices import (CONFIDENT_UPRIGHT, DETECT_SIZE, MIN_FACE, MIN_SCORE, SMALL_FACE, TTA, TURN_MARGIN, DetectorName,
+from fercli.choices import (CONFIDENT_UPRIGHT, DARK, DARK_MIN_SCORE, DETECT_SIZE, MIN_FACE, MIN_SCORE, SMALL_FACE, TTA, TURN_MARGIN, DetectorName,
                             Faces)
 from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, YuNet, create_detector, quarter_turned, shrink
@@ -72,7 +72,8 @@ class FaceAnalyzer:
     stored sideways or upside down without an EXIF tag; video frames skip it). tta: none, flip (each crop and
     its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only). small_faces: look at a
     big photo again at twice the detector's size for faces too small for the usual copy (YuNet only; video frames
-    skip it).
+    skip it). even_exposure: a dark photo where no face was found is searched again brightened (YuNet only), and a
+    face crop of low contrast (a dark or washed-out photo) is stretched before it is classified.
     """
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
@@ -169,7 +170,10 @@ class FaceAnalyzer:
             return ImageResult(path, "ok", [face], size=photo.size), [resize_square(gray, size)]
         to_photo = photo.size[0] / width  # decoded pixels -> the full photo's pixels
         closer = self.small_faces if small_faces is None else small_faces
-        turns, found = self.detect_upright(pixels, to_photo, self.orient if orient is None else orient, closer)
+        orient = self.orient if orient is None else orient
+        turns, found = self.detect_upright(pixels, to_photo, orient, closer)
+        if self.even_exposure and isinstance(self.detector, YuNet) and is_dark(gray):
+            turns, found = self.with_faces_in_the_dark(pixels, gray, turns, found, to_photo, orient, closer)
         # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
         found = [(d.turned_back(turns, (width, height)), d) for d in found]
         found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
@@ -213,6 +217,18 @@ class FaceAnalyzer:
         turns = max(views, key=lambda t: best_score(views[t]) - (TURN_MARGIN if t else 0.0))  # a tie keeps upright
         return with_small_faces(turns, views[turns])
 
+    def with_faces_in_the_dark(self, pixels: np.ndarray, gray: np.ndarray, turns: int, found: list[Detection],
+                               to_photo: float, orient: bool, closer: bool) -> tuple[int, list[Detection]]:
+        """A dark photo searched again brightened: faces found there that score DARK_MIN_SCORE and overlap none of
+        ``found`` are added (in the turn chosen; when nothing was found, in the turn the brightened search picks)."""
+        bright = brightened(pixels, gray)
+        if found:
+            _, more = self.detect_upright(quarter_turned(bright, turns), to_photo, False, closer)
+        else:
+            turns, more = self.detect_upright(bright, to_photo, orient, closer)
+        more = [d for d in more if (d.score or 0.0) >= DARK_MIN_SCORE and all(overlap(d.box, f.box) < 0.3 for f in found)]
+        return turns, self.keep(found + more, to_photo)
+
     @staticmethod
     def sharper_side(found: list[Detection], decoded: tuple[int, int], full: tuple[int, int], crop: int) -> int | None:
         """The longest side to decode the photo at so that its smallest face spans ``crop`` pixels, as far as the photo
@@ -250,6 +266,17 @@ class FaceAnalyzer:
         for face, row in zip(faces, probs.tolist()):
             face.scores = {name: round(p, 4) for name, p in zip(classes, row)}
             face.label = classes[int(np.argmax(row))]
+
+
+def is_dark(gray: np.ndarray) -> bool:
+    """Even the brightest parts of the photo are dim: an underexposed shot, a dark room (a lit window is no dark photo)."""
+    return float(np.percentile(gray, 99.5)) < DARK
+
+
+def brightened(pixels: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """A dark photo stretched to full range by its grey levels (1st to 99.5th percentile), for the detector's eyes."""
+    lo, hi = np.percentile(gray, (1, 99.5))
+    return np.clip((pixels.astype(np.float32) - lo) * (255 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
 
 
 def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
