@@ -269,13 +269,14 @@ class FaceAnalyzer:
 
 
 def is_dark(gray: np.ndarray) -> bool:
-    """Even the brightest parts of the photo are dim: an underexposed shot, a dark room (a lit window is no dark photo)."""
-    return float(np.percentile(gray, 99.5)) < DARK
+    """Even the brightest parts of the photo are dim: an underexposed shot, a dark room (a lit window is no dark photo).
+    Measured on every 4th pixel of every 4th row: asked of every photo and video frame, it must cost next to nothing."""
+    return float(np.percentile(gray[::4, ::4], 99.5)) < DARK
 
 
 def brightened(pixels: np.ndarray, gray: np.ndarray) -> np.ndarray:
     """A dark photo stretched to full range by its grey levels (1st to 99.5th percentile), for the detector's eyes."""
-    lo, hi = np.percentile(gray, (1, 99.5))
+    lo, hi = np.percentile(gray[::4, ::4], (1, 99.5))
     return np.clip((pixels.astype(np.float32) - lo) * (255 / max(hi - lo, 1.0)), 0, 255).astype(np.uint8)
 
 
