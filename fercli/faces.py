@@ -72,8 +72,9 @@ class FaceAnalyzer:
     stored sideways or upside down without an EXIF tag; video frames skip it). tta: none, flip (each crop and
     its mirror image, averaged; twice the classifier's work) or tencrop (.pt models only). small_faces: look at a
     big photo again at twice the detector's size for faces too small for the usual copy (YuNet only; video frames
-    skip it). even_exposure: a dark photo where no face was found is searched again brightened (YuNet only), and a
-    face crop of low contrast (a dark or washed-out photo) is stretched before it is classified.
+    skip it). even_exposure: a dark photo is also searched brightened (YuNet only; a face found only there must
+    score DARK_MIN_SCORE), and a face crop of low contrast (a dark or washed-out photo) is stretched before it is
+    classified.
     """
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
