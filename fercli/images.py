@@ -120,7 +120,7 @@ def read_photo_bytes(data: bytes, *, name: str = "upload", gray: bool = False, m
 
 
 def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) -> Photo:
-    if Path(name).suffix.lower() in RAW_SUFFIXES:
+    if Path(name).suffix.lower() in RAW_SUFFIXES:  # first: PIL may open a TIFF-based RAW (NEF, DNG) as its preview
         raise InputError(f"{name}: {RAW_HINT}")
     try:
         if _is_heif(source) and not _heif_plugin_registered():
