@@ -4,7 +4,8 @@ Each candidate checkpoint is scored once per TTA (none, flip, ten-crop) on FER-2
 average the candidates' calibrated probabilities from those same scores, so n candidates cost n forward
 passes per TTA, not 2^n. Prints accuracy, the accuracy without the images that have a twin in Training,
 and which single model and which ensemble lead, with the best single model's lead over the runner-up as a
-paired count and McNemar p-value (a lead of a few images is noise). PrivateTest is then evaluated once, with fer eval, on the
+paired count and McNemar p-value (a lead of a few images is noise), and every other candidate against the first one
+(the shipped model, the one a release must beat) with each TTA. PrivateTest is then evaluated once, with fer eval, on the
 one that is released. Usage:
 python benchmarks/model_selection.py CHECKPOINT [CHECKPOINT ...] [--data DIR] [--tta none flip tencrop]
 """
@@ -32,6 +33,8 @@ def main() -> None:
     labels = split.labels.numpy()
     clean = clean_part(split, dataset, "val")
     names = [short_name(p) for p in paths]
+    if len(set(names)) < len(names):  # two runs' best.pt in folders of one name: the rows must tell them apart
+        names = [str(p) for p in paths]
     rows = []
     for tta in map(TTA, args.tta):
         logits = model_logits(models, split.images, tta)
@@ -52,10 +55,21 @@ def main() -> None:
     if len(singles) > 1:
         best = singles[0]
         runner_up = next(r for r in singles if r[0] != best[0] and r[1] == best[1])
-        paired = paired_comparison(best[5], runner_up[5])
-        print(f"{best[0]} vs {runner_up[0]}, both with TTA {best[1]}: {paired['only_a'] - paired['only_b']:+d} images "
-              f"(right only for the first on {paired['only_a']}, only for the second on {paired['only_b']}); "
-              f"McNemar p = {paired['p_value']:.2f}")
+        print(paired_line(best, runner_up))
+        print(f"against the first checkpoint ({names[0]}, the model to beat), TTA by TTA:")
+        for name in names[1:]:
+            for tta in args.tta:
+                candidate, baseline = (next(r for r in singles if r[0] == n and r[1] == tta) for n in (name, names[0]))
+                print(f"  {paired_line(candidate, baseline)}")
+
+
+def paired_line(a: list, b: list) -> str:
+    """How many images a model gets right that the other misses and the reverse, with McNemar's p: a lead of a few
+    images is noise, and a release rule asks for more."""
+    paired = paired_comparison(a[5], b[5])
+    return (f"{a[0]} vs {b[0]}, both with TTA {a[1]}: {paired['only_a'] - paired['only_b']:+d} images "
+            f"(right only for the first on {paired['only_a']}, only for the second on {paired['only_b']}); "
+            f"McNemar p = {paired['p_value']:.2f}")
 
 
 def short_name(path: Path) -> str:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -323,3 +324,19 @@ def test_a_benchmark_given_a_bad_checkpoint_says_one_line(tmp_path, trained_chec
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("error:") and "no_such.pt" in done.stderr, done.stderr
+
+
+def test_model_selection_compares_each_candidate_with_the_first_per_tta(tmp_path, fer_folders, trained_checkpoint):
+    """The release rule reads candidate against shipped model with each TTA, so the script prints exactly that."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "model_selection.py"
+    twin = tmp_path / "twin.pt"
+    shutil.copy(trained_checkpoint, twin)
+    done = subprocess.run([sys.executable, str(script), str(trained_checkpoint), str(twin),
+                           "--data", str(fer_folders), "--tta", "none", "flip"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("against the first checkpoint"))
+    pairs = [line.strip() for line in lines[start + 1:]]
+    assert len(pairs) == 2 and [p.split("TTA ")[1].split(":")[0] for p in pairs] == ["none", "flip"], pairs
+    assert all(": +0 images (right only for the first on 0, only for the second on 0); McNemar p = 1.00" in p
+               for p in pairs), pairs
