@@ -235,13 +235,15 @@ def serve(
     """
     from fercli import console
     from fercli.faces import FaceAnalyzer
-    from fercli.serve import check_tls_files, run_server
+    from fercli.serve import check_tls_files, listening_socket, page_addresses, run_server
 
-    check_tls_files(certfile, keyfile)  # before the model loads: a wrong path is one line at once
+    check_tls_files(certfile, keyfile)  # before the model loads: a wrong path or a port in use is one line at once
+    sock = listening_socket(host, port)
     analyzer = FaceAnalyzer(checkpoint, detector=detector, device=device)
-    scheme = "https" if certfile else "http"
-    console.info(f"fer serve: open {scheme}://{host}:{port} (API: {scheme}://{host}:{port}/docs); Ctrl-C stops it")
-    run_server(analyzer, host=host, port=port, certfile=certfile, keyfile=keyfile)
+    here, *network = page_addresses(host, port, "https" if certfile else "http")
+    elsewhere = f", or {' or '.join(network)} from another device on the network" if network else ""
+    console.info(f"fer serve: open {here}{elsewhere} (API: {here}/docs); Ctrl-C stops it")
+    run_server(analyzer, sock=sock, certfile=certfile, keyfile=keyfile)
 
 
 @app.command()

@@ -7,6 +7,8 @@ memory. Bad uploads get a 4xx JSON ``{"error": "..."}`` and the server goes on.
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 from importlib import resources
 from pathlib import Path
@@ -128,9 +130,60 @@ def check_tls_files(certfile: Path | None, keyfile: Path | None) -> None:
                              "req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 365 -subj /CN=fer)")
 
 
-def run_server(analyzer: FaceAnalyzer, *, host: str, port: int, certfile: Path | None = None,
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the model loads: a port in use or a wrong --host is one line at once
+    (uvicorn would log its own error after the model had loaded, below a line saying where to open the page)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror:
+        raise InputError(f"--host {host}: not an address or a name this computer knows; 127.0.0.1 serves this computer "
+                         "only, 0.0.0.0 every network it is on") from None
+    sock = socket.socket(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after Ctrl-C (TIME_WAIT connections)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(_why_not_bound(exc, host, port)) from None
+    return sock
+
+
+def _why_not_bound(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} is already in use on {host} (another fer serve?): stop that one, or pick another port "
+                f"with --port {port + 1 if port < 65535 else 8000}")
+    if exc.errno == errno.EACCES:
+        return f"port {port}: ports under 1024 need administrator rights; use a higher one, e.g. --port 8000"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"--host {host}: not an address of this computer; 127.0.0.1 serves this computer only, 0.0.0.0 every "
+                "network it is on")
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def page_addresses(host: str, port: int, scheme: str) -> list[str]:
+    """Where to open the page. 0.0.0.0 (every network) is no address a browser can open: this computer's own
+    (127.0.0.1) and its address on the network (for a phone) instead."""
+    if host not in ("0.0.0.0", "::", ""):
+        return [f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"]
+    return [f"{scheme}://{ip}:{port}" for ip in ["127.0.0.1", *network_addresses()]]
+
+
+def network_addresses() -> list[str]:
+    """This computer's IPv4 address on its network, if it has one: the one its route to a private address leaves
+    from. Connecting a UDP socket sends nothing; it only picks the route."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            address = probe.getsockname()[0]
+        except OSError:  # no network at all
+            return []
+    return [] if address.startswith(("127.", "0.")) else [address]
+
+
+def run_server(analyzer: FaceAnalyzer, *, sock: socket.socket, certfile: Path | None = None,
                keyfile: Path | None = None) -> None:
     import uvicorn
 
     tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile and keyfile else {}
-    uvicorn.run(create_app(analyzer), host=host, port=port, log_level="warning", **tls)
+    server = uvicorn.Server(uvicorn.Config(create_app(analyzer), log_level="warning", **tls))
+    server.run(sockets=[sock])

@@ -141,3 +141,42 @@ def test_https_with_a_certificate_and_one_line_for_a_missing_half(tmp_path):
         proc.terminate()
         _, stderr = proc.communicate(timeout=10)
     assert f"open https://127.0.0.1:{port}" in stderr.decode()
+
+
+def test_a_port_in_use_or_an_address_elsewhere_is_one_line_before_the_model_loads(monkeypatch):
+    """Before, the model loaded, "open http://127.0.0.1:8000" was printed, then uvicorn's own "[Errno 98] error while
+    attempting to bind" and exit 3."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from fercli import faces
+    from fercli.cli import app
+
+    loaded = []
+    monkeypatch.setattr(faces, "FaceAnalyzer", lambda *a, **k: loaded.append(1))
+    runner = CliRunner()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = runner.invoke(app, ["serve", "--port", str(port)])
+    assert in_use.exit_code == 1 and loaded == [] and in_use.stdout == ""
+    assert in_use.stderr.strip().splitlines() == [
+        f"error: port {port} is already in use on 127.0.0.1 (another fer serve?): stop that one, or pick another port "
+        f"with --port {port + 1}"]
+    elsewhere = runner.invoke(app, ["serve", "--host", "203.0.113.7"])  # TEST-NET-3: no computer's own address
+    assert elsewhere.exit_code == 1 and loaded == [] and "not an address of this computer" in elsewhere.stderr
+    unknown = runner.invoke(app, ["serve", "--host", "no-such-host.invalid"])
+    assert unknown.exit_code == 1 and loaded == [] and "not an address or a name" in unknown.stderr
+
+
+def test_the_page_address_is_one_a_browser_can_open():
+    """--host 0.0.0.0 listens on every network, but http://0.0.0.0:8000 is no page: this computer's own address,
+    then its address on the network (for a phone), are printed instead."""
+    from fercli.serve import page_addresses
+
+    every = page_addresses("0.0.0.0", 8000, "https")
+    assert every[0] == "https://127.0.0.1:8000" and not any("0.0.0.0" in a or "//127." in a for a in every[1:])
+    assert page_addresses("127.0.0.1", 8000, "http") == ["http://127.0.0.1:8000"]
+    assert page_addresses("::1", 8080, "http") == ["http://[::1]:8080"]
