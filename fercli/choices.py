@@ -38,6 +38,10 @@ class Faces(str, Enum):
 DETECT_SIZE = 640  # longest side the detector looks at: YuNet's training resolution
 MIN_SCORE = 0.6  # YuNet score threshold: on planted faces 0.6 kept 2-3 points more faces than 0.7 for one phantom in 3,589 scenes
 MIN_FACE = 40  # faces smaller than this (pixels of the full photo) are too small to read an expression from
+# A photo with no face of MIN_FACE px is searched again for faces of SMALLEST_FACE px or more, only to say they are
+# there and how to read them (--min-face): PublicTest crops seen as 24-px faces are read right 56% of the time, as
+# 28-px ones 64%, 36-px ones 68%, full-size ones 70% (benchmarks/face_size.py); YuNet finds few faces under 24 px.
+SMALLEST_FACE = 24
 # Photos stored sideways or upside down without an EXIF tag (detect.py's turned_back, faces.py's detect_upright):
 # YuNet scores the sample photos' faces 0.93-0.94 upright and 0.79-0.85 turned a quarter or half turn, so a face
 # scoring CONFIDENT_UPRIGHT ends the search at no cost; otherwise a turned view must beat upright by TURN_MARGIN.

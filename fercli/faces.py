@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fercli.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop, even_exposure
-from fercli.choices import (CONFIDENT_UPRIGHT, DARK, DARK_MIN_SCORE, DETECT_SIZE, MIN_FACE, MIN_SCORE, SMALL_FACE, TTA, TURN_MARGIN, DetectorName,
+from fercli.choices import (CONFIDENT_UPRIGHT, DARK, DARK_MIN_SCORE, DETECT_SIZE, MIN_FACE, MIN_SCORE, SMALL_FACE, SMALLEST_FACE, TTA, TURN_MARGIN, DetectorName,
                             Faces)
 from fercli.classifier import Classifier, open_classifier
 from fercli.detect import Detection, YuNet, create_detector, quarter_turned, shrink
@@ -52,12 +52,15 @@ class ImageResult:
     error: str = ""
     size: tuple[int, int] = (0, 0)  # width, height
     turned: int = 0  # degrees counter-clockwise the photo was turned to find its faces upright (0, 90, 180, 270)
+    too_small: list[int] = field(default_factory=list)  # no_face photos: sides (px) of the faces under min_face
 
     def to_json(self) -> dict:
         record = {"path": self.path, "status": self.status, "size": list(self.size), "turned": self.turned,
                   "faces": [face.to_json() for face in self.faces]}
         if self.error:
             record["error"] = self.error
+        if self.too_small:
+            record["faces_under_min_face"] = len(self.too_small)
         return record
 
 
@@ -175,6 +178,11 @@ class FaceAnalyzer:
         turns, found = self.detect_upright(pixels, to_photo, orient, closer)
         if self.even_exposure and isinstance(self.detector, YuNet) and is_dark(gray):
             turns, found = self.with_faces_in_the_dark(pixels, gray, turns, found, to_photo, orient, closer)
+        if not found and sharper and isinstance(self.detector, YuNet) and self.min_face > SMALLEST_FACE:
+            # A photo's faces may all be under min_face (a group photo at web size): say they are there.
+            _, small = self.detect_upright(pixels, to_photo, orient, closer, min_face=SMALLEST_FACE)
+            too_small = sorted(round(max(d.box[2], d.box[3]) * to_photo) for d in small)
+            return ImageResult(path, "no_face", size=photo.size, too_small=too_small), []
         # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
         found = [(d.turned_back(turns, (width, height)), d) for d in found]
         found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
@@ -188,8 +196,8 @@ class FaceAnalyzer:
         faces = [face_record(back.scaled(to_photo)) for back, _ in found]
         return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size, turned=90 * turns), crops
 
-    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool, closer: bool = False
-                       ) -> tuple[int, list[Detection]]:
+    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool, closer: bool = False,
+                       min_face: int | None = None) -> tuple[int, list[Detection]]:
         """Quarter turns (np.rot90's, 0-3) that make the photo's faces upright, and the faces found in it so turned.
 
         YuNet finds an upside-down or sideways face too, with a lower score (the astronaut: 0.93 upright, 0.83-0.85
@@ -200,14 +208,16 @@ class FaceAnalyzer:
         closer = closer and isinstance(self.detector, YuNet) and max(pixels.shape[:2]) >= 1.5 * self.detect_size
 
         def faces_turned(turns: int) -> list[Detection]:  # in the pixels of the decoded photo, turned
-            return self.keep([d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))], to_photo)
+            return self.keep([d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))], to_photo,
+                             min_face)
 
         def with_small_faces(turns: int, found: list[Detection]) -> tuple[int, list[Detection]]:
             # Only in the turn chosen, by the usual copy's faces: the closer look costs 4 of its passes. Not for a
             # portrait or a close shot (a face of 2 x SMALL_FACE or more in the usual copy): faces far smaller
             # than the subject's are a crowd behind, not the people photographed.
             if closer and all(max(d.box[2], d.box[3]) < 2 * SMALL_FACE * factor for d in found):
-                found = self.keep(found + self.closer_look(quarter_turned(pixels, turns), found, factor), to_photo)
+                found = self.keep(found + self.closer_look(quarter_turned(pixels, turns), found, factor), to_photo,
+                                  min_face)
             return turns, found
 
         upright = faces_turned(0)
@@ -247,10 +257,12 @@ class FaceAnalyzer:
         return [d for d in larger if max(d.box[2], d.box[3]) < SMALL_FACE * factor
                 and all(overlap(d.box, f.box) < 0.3 for f in found)]
 
-    def keep(self, detections: list[Detection], to_photo: float) -> list[Detection]:
-        """Drop faces below min_face; the largest only, if asked."""
-        kept = [d for d in detections if max(d.box[2], d.box[3]) * to_photo >= self.min_face]
-        if self.faces == Faces.largest and kept:
+    def keep(self, detections: list[Detection], to_photo: float, min_face: int | None = None) -> list[Detection]:
+        """Drop faces below min_face; the largest only, if asked. min_face given (the search under the analyzer's
+        min_face): every face of that size, for a count."""
+        smallest = self.min_face if min_face is None else min_face
+        kept = [d for d in detections if max(d.box[2], d.box[3]) * to_photo >= smallest]
+        if self.faces == Faces.largest and kept and min_face is None:
             kept = [max(kept, key=lambda d: d.box[2] * d.box[3])]
         return kept
 

@@ -77,6 +77,7 @@ def test_face_free_photos_get_no_phantom_faces():
     result = runner.invoke(app, ["predict", str(folder / "china.jpg"), str(folder / "flower.jpg"), "--json"])
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["status"] for r in records] == ["no_face", "no_face"]
+    assert not any("faces_under_min_face" in r for r in records)  # nor smaller ones when searched for below --min-face
     analyzer = FaceAnalyzer()  # nor in them taken in the dark, searched again brightened
     for name in ("china.jpg", "flower.jpg"):
         photo = np.asarray(Image.open(folder / name).convert("RGB")).astype(np.float64)
@@ -183,6 +184,23 @@ def test_small_faces_of_a_group_photo_are_found_and_read_sharp(tmp_path):
     assert all(f["label"] == "happy" and f["scores"]["happy"] > 0.7 for f in found)
     usual = FaceAnalyzer(small_faces=False).predict(tmp_path / "group.jpg")["faces"]
     assert len(usual) <= 2
+
+
+def test_a_photo_whose_faces_are_all_under_min_face_says_so_and_how_to_read_them(tmp_path):
+    """A group photo shared at web size: faces 30-36 px, under --min-face 40. Before: "no face found (small faces:
+    --detect-size 1280 ...)", a hint that found nothing either. Now the faces are counted and the line names the
+    --min-face that reads them, which then does."""
+    group_photo(tmp_path / "web.jpg", [30, 32, 34, 36], size=(1600, 1200))
+    record = FaceAnalyzer().predict(tmp_path / "web.jpg")
+    assert record["status"] == "no_face" and record["faces"] == [] and record["faces_under_min_face"] == 4
+    result = runner.invoke(app, ["predict", str(tmp_path / "web.jpg")])
+    line = result.stdout.strip()
+    assert result.exit_code == 0 and line.startswith(f"{tmp_path / 'web.jpg'}: no face found, but 4 smaller than "
+                                                     "--min-face ("), line
+    smallest = int(line.split("--min-face ")[2].split()[0])
+    assert 24 <= smallest < 40  # SMALLEST_FACE <= it < MIN_FACE
+    read = FaceAnalyzer(min_face=smallest).predict(tmp_path / "web.jpg")
+    assert len(read["faces"]) == 4 and all(f["label"] == "happy" for f in read["faces"]), read["faces"]
 
 
 def test_largest_face_only_is_one_face_with_the_closer_look_too(tmp_path):

@@ -172,12 +172,21 @@ def why_no_media(folder: Path) -> str:
     return "folder holds no images or videos (.jpg, .png, .mp4, ...)"
 
 
+def why_no_face(result: ImageResult) -> str:
+    if not result.too_small:
+        return "no face found (small faces: --detect-size 1280; a face crop: --no-detect)"
+    count, smallest, largest = len(result.too_small), result.too_small[0], result.too_small[-1]
+    sides = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
+    return (f"no face found, but {count} smaller than --min-face ({sides}): --min-face {smallest} reads "
+            f"{'them' if count > 1 else 'it'}, less reliably (a face this small shows little)")
+
+
 def show_result(result: ImageResult, top_k: int) -> None:
     if result.status == "error":
         console.error(f"{result.path}: {result.error}")
         return
     if result.status == "no_face":
-        console.result_line(f"{result.path}: no face found (small faces: --detect-size 1280; a face crop: --no-detect)")
+        console.result_line(f"{result.path}: {why_no_face(result)}")
         return
     if result.turned:  # say so: the boxes are right, but the user may wonder why a sideways photo worked
         turn = {90: "90° counter-clockwise", 180: "upside down", 270: "90° clockwise"}[result.turned]
