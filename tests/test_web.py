@@ -154,6 +154,19 @@ def test_a_group_photo_lists_its_small_faces_and_labels_fit_between_them(server,
     assert fitted[2] == {"text": "happy 92%", "size": 14}  # room enough: as before
 
 
+def test_a_photo_of_faces_too_small_to_read_says_they_are_there(server, page, tmp_path):
+    """Faces of 30-36 px, under --min-face: the card says how many there are instead of "no face found"."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_faces import group_photo
+
+    group_photo(tmp_path / "web.jpg", [30, 32, 34, 36], size=(1600, 1200))
+    page.goto(server)
+    page.set_input_files("#files", str(tmp_path / "web.jpg"))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    assert page.locator(".result .face-label").all_inner_texts() == [
+        "no face large enough to read, but 4 smaller (fer predict --min-face reads them)"]
+
+
 def write_clip(path: Path, fourcc: str, frames: int = 30, fps: int = 10) -> Path:
     """The example photo in a 640x480 frame, ``frames`` frames at ``fps``."""
     import cv2

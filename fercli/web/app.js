@@ -98,7 +98,9 @@ async function showPhoto(file) {
     if (record.status === "no_face") {
       const none = document.createElement("div");
       none.className = "face-label";
-      none.textContent = "no face found";
+      const small = record.faces_under_min_face;  // faces found but too small to read (fer predict --min-face reads them)
+      none.textContent = small ? `no face large enough to read, but ${small} smaller (fer predict --min-face reads them)`
+                               : "no face found";
       card.appendChild(none);
     }
     if (record.turned) {  // a photo stored sideways or upside down: say how its faces were read
