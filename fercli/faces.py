@@ -175,14 +175,12 @@ class FaceAnalyzer:
         to_photo = photo.size[0] / width  # decoded pixels -> the full photo's pixels
         closer = self.small_faces if small_faces is None else small_faces
         orient = self.orient if orient is None else orient
-        turns, found = self.detect_upright(pixels, to_photo, orient, closer)
+        turns, found, seen = self.detect_upright(pixels, to_photo, orient, closer)
         if self.even_exposure and isinstance(self.detector, YuNet) and is_dark(gray):
             turns, found = self.with_faces_in_the_dark(pixels, gray, turns, found, to_photo, orient, closer)
-        if not found and sharper and isinstance(self.detector, YuNet) and self.min_face > SMALLEST_FACE:
-            # A photo's faces may all be under min_face (a group photo at web size): say they are there.
-            _, small = self.detect_upright(pixels, to_photo, orient, closer, min_face=SMALLEST_FACE)
-            too_small = sorted(round(max(d.box[2], d.box[3]) * to_photo) for d in small)
-            return ImageResult(path, "no_face", size=photo.size, too_small=too_small), []
+        if not found and sharper and isinstance(self.detector, YuNet):  # a photo (not a frame) with no face: are they
+            # all under min_face (a group photo at web size)? Haar's small boxes are mostly not faces: no count.
+            return ImageResult(path, "no_face", size=photo.size, too_small=self.under_min_face(seen, to_photo)), []
         # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
         found = [(d.turned_back(turns, (width, height)), d) for d in found]
         found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
@@ -196,9 +194,10 @@ class FaceAnalyzer:
         faces = [face_record(back.scaled(to_photo)) for back, _ in found]
         return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size, turned=90 * turns), crops
 
-    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool, closer: bool = False,
-                       min_face: int | None = None) -> tuple[int, list[Detection]]:
-        """Quarter turns (np.rot90's, 0-3) that make the photo's faces upright, and the faces found in it so turned.
+    def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool, closer: bool = False
+                       ) -> tuple[int, list[Detection], list[Detection]]:
+        """Quarter turns (np.rot90's, 0-3) that make the photo's faces upright, the faces found in it so turned, and
+        every detection of that turn, of any size (under_min_face counts the small ones; no detector pass more).
 
         YuNet finds an upside-down or sideways face too, with a lower score (the astronaut: 0.93 upright, 0.83-0.85
         turned) and landmarks that mean nothing, so its crop would be read the wrong way up. The other turns are
@@ -207,26 +206,26 @@ class FaceAnalyzer:
         small, factor = shrink(pixels, self.detect_size)  # once: the turned views turn this copy
         closer = closer and isinstance(self.detector, YuNet) and max(pixels.shape[:2]) >= 1.5 * self.detect_size
 
-        def faces_turned(turns: int) -> list[Detection]:  # in the pixels of the decoded photo, turned
-            return self.keep([d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))], to_photo,
-                             min_face)
+        def seen_turned(turns: int) -> list[Detection]:  # every size, in the pixels of the decoded photo, turned
+            return [d.scaled(factor) for d in self.detector.detect(quarter_turned(small, turns))]
 
-        def with_small_faces(turns: int, found: list[Detection]) -> tuple[int, list[Detection]]:
+        def with_small_faces(turns: int, seen: list[Detection]) -> tuple[int, list[Detection], list[Detection]]:
             # Only in the turn chosen, by the usual copy's faces: the closer look costs 4 of its passes. Not for a
             # portrait or a close shot (a face of 2 x SMALL_FACE or more in the usual copy): faces far smaller
             # than the subject's are a crowd behind, not the people photographed.
+            found = self.keep(seen, to_photo)
             if closer and all(max(d.box[2], d.box[3]) < 2 * SMALL_FACE * factor for d in found):
-                found = self.keep(found + self.closer_look(quarter_turned(pixels, turns), found, factor), to_photo,
-                                  min_face)
-            return turns, found
+                more = self.closer_look(quarter_turned(pixels, turns), found, factor)
+                found, seen = self.keep(found + more, to_photo), seen + more
+            return turns, found, seen
 
-        upright = faces_turned(0)
+        views = {0: seen_turned(0)}
         scored = isinstance(self.detector, YuNet)  # Haar gives no score to compare turns by
-        if not orient or not scored or best_score(upright) >= CONFIDENT_UPRIGHT:
-            return with_small_faces(0, upright)
-        views = {0: upright} | {turns: faces_turned(turns) for turns in (1, 2, 3)}
-        turns = max(views, key=lambda t: best_score(views[t]) - (TURN_MARGIN if t else 0.0))  # a tie keeps upright
-        return with_small_faces(turns, views[turns])
+        if not orient or not scored or best_score(self.keep(views[0], to_photo)) >= CONFIDENT_UPRIGHT:
+            return with_small_faces(0, views[0])
+        views |= {turns: seen_turned(turns) for turns in (1, 2, 3)}
+        turns = max(views, key=lambda t: best_score(self.keep(views[t], to_photo)) - (TURN_MARGIN if t else 0.0))
+        return with_small_faces(turns, views[turns])  # a tie keeps upright
 
     def with_faces_in_the_dark(self, pixels: np.ndarray, gray: np.ndarray, turns: int, found: list[Detection],
                                to_photo: float, orient: bool, closer: bool) -> tuple[int, list[Detection]]:
@@ -234,9 +233,9 @@ class FaceAnalyzer:
         ``found`` are added (in the turn chosen; when nothing was found, in the turn the brightened search picks)."""
         bright = brightened(pixels, gray)
         if found:
-            _, more = self.detect_upright(quarter_turned(bright, turns), to_photo, False, closer)
+            _, more, _ = self.detect_upright(quarter_turned(bright, turns), to_photo, False, closer)
         else:
-            turns, more = self.detect_upright(bright, to_photo, orient, closer)
+            turns, more, _ = self.detect_upright(bright, to_photo, orient, closer)
         more = [d for d in more if (d.score or 0.0) >= DARK_MIN_SCORE and all(overlap(d.box, f.box) < 0.3 for f in found)]
         return turns, self.keep(found + more, to_photo)
 
@@ -257,14 +256,22 @@ class FaceAnalyzer:
         return [d for d in larger if max(d.box[2], d.box[3]) < SMALL_FACE * factor
                 and all(overlap(d.box, f.box) < 0.3 for f in found)]
 
-    def keep(self, detections: list[Detection], to_photo: float, min_face: int | None = None) -> list[Detection]:
-        """Drop faces below min_face; the largest only, if asked. min_face given (the search under the analyzer's
-        min_face): every face of that size, for a count."""
-        smallest = self.min_face if min_face is None else min_face
-        kept = [d for d in detections if max(d.box[2], d.box[3]) * to_photo >= smallest]
-        if self.faces == Faces.largest and kept and min_face is None:
+    def keep(self, detections: list[Detection], to_photo: float) -> list[Detection]:
+        """Drop faces below min_face; the largest only, if asked."""
+        kept = [d for d in detections if max(d.box[2], d.box[3]) * to_photo >= self.min_face]
+        if self.faces == Faces.largest and kept:
             kept = [max(kept, key=lambda d: d.box[2] * d.box[3])]
         return kept
+
+    def under_min_face(self, seen: list[Detection], to_photo: float) -> list[int]:
+        """Sides (photo pixels, ascending) of the faces detected under min_face but of SMALLEST_FACE or more, each
+        once (the closer look finds again what the usual copy found)."""
+        distinct: list[Detection] = []
+        for d in sorted(seen, key=lambda d: -(d.score or 0.0)):
+            if SMALLEST_FACE <= max(d.box[2], d.box[3]) * to_photo < self.min_face and all(
+                    overlap(d.box, e.box) < 0.3 for e in distinct):
+                distinct.append(d)
+        return sorted(round(max(d.box[2], d.box[3]) * to_photo) for d in distinct)
 
     def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
         flat = [even_exposure(crop) if self.even_exposure else crop for per_image in crops for crop in per_image]

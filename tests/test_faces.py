@@ -188,8 +188,8 @@ def test_small_faces_of_a_group_photo_are_found_and_read_sharp(tmp_path):
 
 def test_a_photo_whose_faces_are_all_under_min_face_says_so_and_how_to_read_them(tmp_path):
     """A group photo shared at web size: faces 30-36 px, under --min-face 40. Before: "no face found (small faces:
-    --detect-size 1280 ...)", a hint that found nothing either. Now the faces are counted and the line names the
-    --min-face that reads them, which then does."""
+    --detect-size 1280 ...)", a hint that found nothing either. Now the faces the size rule dropped are counted and
+    the line names the --min-face that reads them, which then does."""
     group_photo(tmp_path / "web.jpg", [30, 32, 34, 36], size=(1600, 1200))
     record = FaceAnalyzer().predict(tmp_path / "web.jpg")
     assert record["status"] == "no_face" and record["faces"] == [] and record["faces_under_min_face"] == 4
