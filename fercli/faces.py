@@ -52,7 +52,7 @@ class ImageResult:
     error: str = ""
     size: tuple[int, int] = (0, 0)  # width, height
     turned: int = 0  # degrees counter-clockwise the photo was turned to find its faces upright (0, 90, 180, 270)
-    too_small: list[int] = field(default_factory=list)  # no_face photos: sides (px) of the faces under min_face
+    too_small: list[int] = field(default_factory=list)  # photos: sides (px) of the faces found under min_face, left out
 
     def to_json(self) -> dict:
         record = {"path": self.path, "status": self.status, "size": list(self.size), "turned": self.turned,
@@ -178,9 +178,12 @@ class FaceAnalyzer:
         turns, found, seen = self.detect_upright(pixels, to_photo, orient, closer)
         if self.even_exposure and isinstance(self.detector, YuNet) and is_dark(gray):
             turns, found = self.with_faces_in_the_dark(pixels, gray, turns, found, to_photo, orient, closer)
-        if not found and sharper and isinstance(self.detector, YuNet):  # a photo (not a frame) with no face: are they
-            # all under min_face (a group photo at web size)? Haar's small boxes are mostly not faces: no count.
-            return ImageResult(path, "no_face", size=photo.size, too_small=self.under_min_face(seen, to_photo)), []
+        # Faces of a photo (not a frame) left out for their size, to say so (a group photo at web size has faces of
+        # 25-40 px). Not Haar's (its small boxes are mostly not faces), nor beside --faces largest.
+        counted = sharper and isinstance(self.detector, YuNet) and not (found and self.faces == Faces.largest)
+        too_small = self.under_min_face(seen, found, to_photo) if counted else []
+        if not found:
+            return ImageResult(path, "no_face", size=photo.size, too_small=too_small), []
         # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
         found = [(d.turned_back(turns, (width, height)), d) for d in found]
         found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
@@ -192,7 +195,7 @@ class FaceAnalyzer:
         turned_gray = quarter_turned(gray, turns)
         crops = [aligned_crop(turned_gray, d, size, self.framing, self.align) for _, d in found]
         faces = [face_record(back.scaled(to_photo)) for back, _ in found]
-        return ImageResult(path, "ok" if faces else "no_face", faces, size=photo.size, turned=90 * turns), crops
+        return ImageResult(path, "ok", faces, size=photo.size, turned=90 * turns, too_small=too_small), crops
 
     def detect_upright(self, pixels: np.ndarray, to_photo: float, orient: bool, closer: bool = False
                        ) -> tuple[int, list[Detection], list[Detection]]:
@@ -263,15 +266,15 @@ class FaceAnalyzer:
             kept = [max(kept, key=lambda d: d.box[2] * d.box[3])]
         return kept
 
-    def under_min_face(self, seen: list[Detection], to_photo: float) -> list[int]:
+    def under_min_face(self, seen: list[Detection], found: list[Detection], to_photo: float) -> list[int]:
         """Sides (photo pixels, ascending) of the faces detected under min_face but of SMALLEST_FACE or more, each
-        once (the closer look finds again what the usual copy found)."""
-        distinct: list[Detection] = []
+        once (the closer look finds again what the usual copy found) and none that is one of ``found``."""
+        distinct: list[Detection] = list(found)
         for d in sorted(seen, key=lambda d: -(d.score or 0.0)):
             if SMALLEST_FACE <= max(d.box[2], d.box[3]) * to_photo < self.min_face and all(
                     overlap(d.box, e.box) < 0.3 for e in distinct):
                 distinct.append(d)
-        return sorted(round(max(d.box[2], d.box[3]) * to_photo) for d in distinct)
+        return sorted(round(max(d.box[2], d.box[3]) * to_photo) for d in distinct[len(found):])
 
     def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
         flat = [even_exposure(crop) if self.even_exposure else crop for per_image in crops for crop in per_image]

@@ -203,6 +203,19 @@ def test_a_photo_whose_faces_are_all_under_min_face_says_so_and_how_to_read_them
     assert len(read["faces"]) == 4 and all(f["label"] == "happy" for f in read["faces"]), read["faces"]
 
 
+def test_faces_under_min_face_beside_larger_ones_are_counted_not_drawn(tmp_path):
+    """Three faces of 35-50 px are read; three of 26-30 px, under --min-face, are named in one line on stderr (the
+    table stays the faces read) and counted in the JSON; --faces largest asked for one face: no count."""
+    group_photo(tmp_path / "mixed.jpg", [30, 32, 34, 52, 56, 60], size=(1600, 1200))
+    record = FaceAnalyzer().predict(tmp_path / "mixed.jpg")
+    assert len(record["faces"]) == 3 and record["faces_under_min_face"] == 3
+    result = runner.invoke(app, ["predict", str(tmp_path / "mixed.jpg")])
+    assert result.exit_code == 0 and result.stdout.count("happy") == 3
+    assert f"{tmp_path / 'mixed.jpg'}: also 3 smaller than --min-face (" in result.stderr
+    assert "faces_under_min_face" not in FaceAnalyzer(faces="largest").predict(tmp_path / "mixed.jpg")
+    assert "faces_under_min_face" not in FaceAnalyzer().predict(EXAMPLES / "two_faces.jpg")  # nothing left out
+
+
 def test_largest_face_only_is_one_face_with_the_closer_look_too(tmp_path):
     """A 380-px face (60 px in the usual copy: found there) among small ones (found by the closer look):
     --faces largest keeps that one face, not the largest of each look."""

@@ -165,6 +165,10 @@ def test_a_photo_of_faces_too_small_to_read_says_they_are_there(server, page, tm
     page.wait_for_selector(".result .face-label", timeout=20_000)
     assert page.locator(".result .face-label").all_inner_texts() == [
         "no face large enough to read, but 4 smaller (fer predict --min-face reads them)"]
+    group_photo(tmp_path / "mixed.jpg", [30, 32, 34, 52, 56, 60], size=(1600, 1200))
+    page.set_input_files("#files", str(tmp_path / "mixed.jpg"))
+    page.wait_for_function("document.querySelectorAll('.result .face-label').length === 4", timeout=20_000)
+    assert "and 3 smaller, too small to read" in page.inner_text(".result .turned")
 
 
 def write_clip(path: Path, fourcc: str, frames: int = 30, fps: int = 10) -> Path:

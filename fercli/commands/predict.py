@@ -175,10 +175,15 @@ def why_no_media(folder: Path) -> str:
 def why_no_face(result: ImageResult) -> str:
     if not result.too_small:
         return "no face found (small faces: --detect-size 1280; a face crop: --no-detect)"
-    count, smallest, largest = len(result.too_small), result.too_small[0], result.too_small[-1]
-    sides = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
-    return (f"no face found, but {count} smaller than --min-face ({sides}): --min-face {smallest} reads "
-            f"{'them' if count > 1 else 'it'}, less reliably (a face this small shows little)")
+    return f"no face found, but {left_out(result.too_small)}"
+
+
+def left_out(sides: list[int]) -> str:
+    """The faces found under --min-face, and the --min-face that reads them."""
+    count, smallest, largest = len(sides), sides[0], sides[-1]
+    span = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
+    return (f"{count} smaller than --min-face ({span}): --min-face {smallest} reads {'them' if count > 1 else 'it'}, "
+            "less reliably (a face this small shows little)")
 
 
 def show_result(result: ImageResult, top_k: int) -> None:
@@ -198,6 +203,8 @@ def show_result(result: ImageResult, top_k: int) -> None:
         rows.append([i, "{},{} {}x{}".format(*face.box), *[f"{name} {p:.0%}" for name, p in ranked]])
     columns = ["face", "box (x,y w×h)", "emotion"] + [f"#{k}" for k in range(2, min(top_k, len(result.faces[0].scores)) + 1)]
     console.show(console.make_table(result.path, columns, rows))
+    if result.too_small:  # a group photo at web size: the faces under --min-face are not in the table
+        console.info(f"{result.path}: also {left_out(result.too_small)}")
 
 
 def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool, camera: int | None = None,

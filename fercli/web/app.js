@@ -103,6 +103,12 @@ async function showPhoto(file) {
                                : "no face found";
       card.appendChild(none);
     }
+    if (record.status === "ok" && record.faces_under_min_face) {  // the faces of a group photo too small to read
+      const more = document.createElement("div");
+      more.className = "turned";
+      more.textContent = `and ${record.faces_under_min_face} smaller, too small to read (fer predict --min-face reads them)`;
+      card.appendChild(more);
+    }
     if (record.turned) {  // a photo stored sideways or upside down: say how its faces were read
       const turned = document.createElement("div");
       turned.className = "turned";
