@@ -52,7 +52,7 @@ class ImageResult:
     error: str = ""
     size: tuple[int, int] = (0, 0)  # width, height
     turned: int = 0  # degrees counter-clockwise the photo was turned to find its faces upright (0, 90, 180, 270)
-    too_small: list[int] = field(default_factory=list)  # photos: sides (px) of the faces found under min_face, left out
+    too_small: list[int] = field(default_factory=list)  # sides (px) of the faces found under min_face, left out
 
     def to_json(self) -> dict:
         record = {"path": self.path, "status": self.status, "size": list(self.size), "turned": self.turned,
@@ -178,9 +178,9 @@ class FaceAnalyzer:
         turns, found, seen = self.detect_upright(pixels, to_photo, orient, closer)
         if self.even_exposure and isinstance(self.detector, YuNet) and is_dark(gray):
             turns, found = self.with_faces_in_the_dark(pixels, gray, turns, found, to_photo, orient, closer)
-        # Faces of a photo (not a frame) left out for their size, to say so (a group photo at web size has faces of
-        # 25-40 px). Not Haar's (its small boxes are mostly not faces), nor beside --faces largest.
-        counted = sharper and isinstance(self.detector, YuNet) and not (found and self.faces == Faces.largest)
+        # Faces left out for their size, to say so (a group photo at web size, a wide shot: faces of 25-40 px). Not
+        # Haar's (its small boxes are mostly not faces), nor beside --faces largest (one face was asked for).
+        counted = isinstance(self.detector, YuNet) and not (found and self.faces == Faces.largest)
         too_small = self.under_min_face(seen, found, to_photo) if counted else []
         if not found:
             return ImageResult(path, "no_face", size=photo.size, too_small=too_small), []
@@ -274,7 +274,7 @@ class FaceAnalyzer:
             if SMALLEST_FACE <= max(d.box[2], d.box[3]) * to_photo < self.min_face and all(
                     overlap(d.box, e.box) < 0.3 for e in distinct):
                 distinct.append(d)
-        return sorted(round(max(d.box[2], d.box[3]) * to_photo) for d in distinct[len(found):])
+        return sorted(int(max(d.box[2], d.box[3]) * to_photo) for d in distinct[len(found):])  # down: --min-face keeps
 
     def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
         flat = [even_exposure(crop) if self.even_exposure else crop for per_image in crops for crop in per_image]

@@ -66,11 +66,15 @@ class TrackedFace:
 class FrameResult:
     frame: Frame
     faces: list[TrackedFace] = field(default_factory=list)
+    too_small: list[int] = field(default_factory=list)  # sides (px) of the faces found under min_face, left out
 
     def to_json(self, path: str) -> dict:
-        return {"path": path, "frame": self.frame.index, "time_s": round(self.frame.time_s, 3),
-                "faces": [{"face_id": t.face_id, "box": list(t.face.box), "label": t.face.label, "scores": t.face.scores,
-                           "raw_scores": t.raw} for t in self.faces]}
+        record = {"path": path, "frame": self.frame.index, "time_s": round(self.frame.time_s, 3),
+                  "faces": [{"face_id": t.face_id, "box": list(t.face.box), "label": t.face.label, "scores": t.face.scores,
+                             "raw_scores": t.raw} for t in self.faces]}
+        if self.too_small:
+            record["faces_under_min_face"] = len(self.too_small)
+        return record
 
 
 @dataclass
@@ -367,10 +371,11 @@ def analyze_video(analyzer: FaceAnalyzer, source: VideoSource | AnimationSource,
         found = [analyzer.find_faces("", Photo(cv2.cvtColor(f.bgr, cv2.COLOR_BGR2RGB), (f.bgr.shape[1], f.bgr.shape[0])),
                                      orient=False, small_faces=False) for f in analysed]
         analyzer.classify([result for result, _ in found], [crops for _, crops in found])
-        faces_of = {f.index: result.faces for f, (result, _) in zip(analysed, found)}
+        results_of = {f.index: result for f, (result, _) in zip(analysed, found)}
         for frame in pending:
-            tracked = tracker.update(faces_of[frame.index], frame.time_s) if frame.analyse else []
-            yield FrameResult(frame, tracked)
+            result = results_of.get(frame.index)
+            tracked = tracker.update(result.faces, frame.time_s) if result else []
+            yield FrameResult(frame, tracked, result.too_small if result else [])
         pending.clear()
 
     for frame in source:

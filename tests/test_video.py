@@ -215,6 +215,29 @@ def test_video_without_faces_is_no_face(tmp_path, monkeypatch):
     assert json.loads(Path("runs/predict/wall/summary.json").read_text())["status"] == "no_face"
 
 
+def test_a_wide_shot_whose_faces_are_under_min_face_says_so_and_how_to_read_them(tmp_path, monkeypatch):
+    """Before: "no face found ... (a wide shot: --detect-size 1280)", and that size found the faces and dropped them
+    for their size too. Now the frames with faces under --min-face are counted, in the line and in summary.json."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_faces import group_photo
+
+    monkeypatch.chdir(tmp_path)
+    group_photo(tmp_path / "wide.jpg", [32, 34, 36], size=(1280, 720))
+    frame = cv2.imread(str(tmp_path / "wide.jpg"))
+    writer = cv2.VideoWriter(str(tmp_path / "wide.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (1280, 720))
+    for _ in range(6):
+        writer.write(frame)
+    writer.release()
+    result = predict(tmp_path / "wide.mp4")
+    assert result.exit_code == 0, result.output
+    assert "no face found in 6 analysed frames, but faces smaller than --min-face in 6 of them (" in result.stdout
+    summary = json.loads(Path("runs/predict/wide/summary.json").read_text())
+    assert summary["frames_with_faces_under_min_face"] == 6 and 24 <= summary["faces_under_min_face_px"][0] < 40
+    smallest = summary["faces_under_min_face_px"][0]
+    lines = predict(tmp_path / "wide.mp4", "--min-face", smallest, "--json").stdout.splitlines()
+    assert [len(json.loads(line)["faces"]) for line in lines] == [3] * 6
+
+
 def test_truncated_video_gives_what_was_read_and_says_where(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     whole = write_video(tmp_path / "whole.avi", 40)

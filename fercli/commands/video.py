@@ -72,6 +72,8 @@ class Outputs:
         self.times: dict[int, list[float]] = {}
         self.probs: dict[int, list[np.ndarray]] = {}
         self.analysed = 0
+        self.too_small: list[int] = []  # sides of the faces left out for their size, every analysed frame's
+        self.small_frames = 0
         self.writer, self.save, self.last_faces, self.written = None, save, [], 0
         self.last_time_s = 0.0
         if save is not None:
@@ -83,6 +85,8 @@ class Outputs:
         if frame.analyse:
             self.analysed += 1
             self.last_faces = result.faces
+            self.small_frames += bool(result.too_small)
+            self.too_small += result.too_small
             for t in result.faces:
                 scores = [t.face.scores[c] for c in self.classes]
                 self.csv.writerow([frame.index, f"{frame.time_s:.3f}", t.face_id, *t.face.box, t.face.detector_score,
@@ -149,7 +153,9 @@ class Outputs:
                 "size": [self.info.width, self.info.height], "frames_decoded": decoded, "frames_analysed": self.analysed,
                 "duration_s": round(self.duration_s(decoded), 3), "processing_s": round(seconds, 2),
                 "frames_per_s": round(decoded / seconds, 1) if seconds > 0 else 0.0, "stopped": stopped,
-                "annotated": str(self.save) if self.save else None, "faces": faces}
+                "annotated": str(self.save) if self.save else None, "faces": faces,
+                "frames_with_faces_under_min_face": self.small_frames,
+                "faces_under_min_face_px": [min(self.too_small), max(self.too_small)] if self.too_small else None}
 
 
 def open_writer(path: Path, info: VideoInfo):
@@ -165,6 +171,17 @@ def open_writer(path: Path, info: VideoInfo):
     return writer
 
 
+def too_small_line(summary: dict, frames_named: str) -> str:
+    """Faces found under --min-face, and the --min-face that reads them; "" when there were none."""
+    frames = summary.get("frames_with_faces_under_min_face", 0)
+    if not frames:
+        return ""
+    smallest, largest = summary["faces_under_min_face_px"]
+    span = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
+    return (f"faces smaller than --min-face in {frames} of {frames_named} ({span}): --min-face {smallest} reads them, "
+            "less reliably (a face this small shows little)")
+
+
 def report(summary: dict, run_dir: Path, as_json: bool) -> None:
     if summary["stopped"]:
         console.warn(f"{summary['path']}: {summary['stopped']}")
@@ -173,8 +190,9 @@ def report(summary: dict, run_dir: Path, as_json: bool) -> None:
         return
     if summary["status"] == "no_face":
         # Video frames get no closer look for small faces (photos do): say how to give one.
-        console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames "
-                            "(small faces, a wide shot: --detect-size 1280)")
+        small = too_small_line(summary, "them")
+        console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames" +
+                            (f", but {small}" if small else " (small faces, a wide shot: --detect-size 1280)"))
     else:
         from fercli.draw import longest_seen
 
@@ -189,4 +207,6 @@ def report(summary: dict, run_dir: Path, as_json: bool) -> None:
             left_out = [f["frames"] for f in summary["faces"] if f["face_id"] not in shown]
             console.result_line(f"and {len(left_out)} more faces seen in {max(left_out)} frames or fewer each "
                                 f"(summary.json and timeline.csv have them all)")
+        if small := too_small_line(summary, f"the {summary['frames_analysed']} analysed frames"):
+            console.info(f"{summary['path']}: also {small}")
     console.result_line(f"Results saved to {run_dir}")
