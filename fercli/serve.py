@@ -134,18 +134,25 @@ def listening_socket(host: str, port: int) -> socket.socket:
     """The server's socket, bound before the model loads: a port in use or a wrong --host is one line at once
     (uvicorn would log its own error after the model had loaded, below a line saying where to open the page)."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise InputError(f"--host {host}: not an address or a name this computer knows; 127.0.0.1 serves this computer "
                          "only, 0.0.0.0 every network it is on") from None
-    sock = socket.socket(family=family)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after Ctrl-C (TIME_WAIT connections)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise InputError(_why_not_bound(exc, host, port)) from None
-    return sock
+    failures = []
+    for family, kind, protocol, _name, address in addresses:  # "localhost" may be ::1 first, on a host without IPv6
+        try:
+            sock = socket.socket(family, kind, protocol)
+        except OSError as exc:
+            failures.append(exc)
+            continue
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after Ctrl-C (TIME_WAIT)
+        try:
+            sock.bind(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            failures.append(exc)
+    raise InputError(_why_not_bound(failures[0], host, port))
 
 
 def _why_not_bound(exc: OSError, host: str, port: int) -> str:
