@@ -69,7 +69,8 @@ class FaceAnalyzer:
 
     model: a .pt checkpoint or .onnx export (default: the shipped model). detector: yunet or haar, or
     None to treat each whole image as one face crop. detect_size: the longest side the detector sees.
-    min_score: YuNet's score threshold. min_face: smallest face side kept, in the photo's pixels.
+    min_score: YuNet's score threshold. min_face: smallest face side kept, in the photo's pixels (YuNet's faces of
+    SMALLEST_FACE px up to it are counted instead: "faces_under_min_face" in the record).
     faces: all or largest. align: turn each crop so the eyes are level (YuNet only). orient: when no face is
     found confidently upright, also look in the photo turned by 90, 180 and 270 degrees (YuNet only; for photos
     stored sideways or upside down without an EXIF tag; video frames skip it). tta: none, flip (each crop and
