@@ -1,6 +1,7 @@
 """fer predict on real photos (examples/) and on synthetic crops."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,17 +138,22 @@ def test_csv_has_a_row_per_face_and_per_photo_without_one(tmp_path, trained_chec
     shutil.copy(EXAMPLES / "two_faces.jpg", folder / "a.jpg")
     Image.fromarray(np.full((300, 400), 128, np.uint8)).save(folder / "b.png")  # a grey wall
     (folder / "c.jpg").write_bytes(b"\xff\xd8\xff cut")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_faces import group_photo
+
+    group_photo(folder / "d.jpg", [30, 32, 34], size=(1600, 1200))  # faces under --min-face: counted
     table = tmp_path / "faces.csv"
     result = predict(folder, "-c", trained_checkpoint, "--csv", table)
     assert result.exit_code == 1  # c.jpg could not be read
     rows = list(csv.DictReader(open(table)))
-    assert [(Path(r["file"]).name, r["status"], r["face"]) for r in rows] == [
-        ("a.jpg", "ok", "1"), ("a.jpg", "ok", "2"), ("b.png", "no_face", ""), ("c.jpg", "error", "")]
-    classes = list(rows[0])[9:-2]
+    assert [(Path(r["file"]).name, r["status"], r["face"], r["faces_under_min_face"]) for r in rows] == [
+        ("a.jpg", "ok", "1", "0"), ("a.jpg", "ok", "2", "0"), ("b.png", "no_face", "", "0"), ("c.jpg", "error", "", "0"),
+        ("d.jpg", "no_face", "", "3")]
+    classes = list(rows[0])[9:-3]
     assert sum(float(rows[0][c]) for c in classes) == pytest.approx(1, abs=1e-3) and rows[0]["label"] in classes
     assert int(rows[1]["x"]) > int(rows[0]["x"]) and rows[3]["error"]
     again = predict(folder, "-c", trained_checkpoint, "--csv", table)
-    assert again.exit_code == 1 and "already exists" in again.stderr and len(list(csv.DictReader(open(table)))) == 4
+    assert again.exit_code == 1 and "already exists" in again.stderr and len(list(csv.DictReader(open(table)))) == 5
     assert predict(folder, "-c", trained_checkpoint, "--csv", tmp_path / "faces.txt").exit_code == 1
 
 

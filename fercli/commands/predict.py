@@ -93,7 +93,7 @@ class FaceTable:
             self.file = open(self.path, "w", newline="")
             self.writer = csv.writer(self.file)
             self.writer.writerow(["file", "status", "face", "x", "y", "w", "h", "detector_score", "label",
-                                  *self.classes, "turned", "error"])
+                                  *self.classes, "turned", "faces_under_min_face", "error"])
         return self
 
     def add(self, result: ImageResult) -> None:
@@ -101,10 +101,10 @@ class FaceTable:
             return
         for number, face in enumerate(result.faces, start=1):
             self.writer.writerow([result.path, result.status, number, *face.box, face.detector_score, face.label,
-                                  *[face.scores[c] for c in self.classes], result.turned, ""])
+                                  *[face.scores[c] for c in self.classes], result.turned, len(result.too_small), ""])
         if not result.faces:
             self.writer.writerow([result.path, result.status, *[""] * (7 + len(self.classes)), result.turned,
-                                  result.error])
+                                  len(result.too_small), result.error])
         self.file.flush()
 
     def __exit__(self, *exc) -> None:
