@@ -64,6 +64,14 @@ class ImageResult:
         return record
 
 
+def min_face_advice(smallest: int, largest: int, *, one: bool = False) -> str:
+    """What to do about faces found under --min-face (sides in px; ``one``: a single face): the --min-face that reads
+    them, and its cost. One wording for photos and videos."""
+    span = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
+    return (f"({span}): --min-face {smallest} reads {'it' if one else 'them'}, "
+            "less reliably (a face this small shows little)")
+
+
 class FaceAnalyzer:
     """Finds faces and classifies their expressions; faces of many images share one forward pass.
 

@@ -16,7 +16,7 @@ import numpy as np
 from fercli import console
 from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
-from fercli.faces import FaceAnalyzer, ImageResult
+from fercli.faces import FaceAnalyzer, ImageResult, min_face_advice
 from fercli.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
 from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.urls import download, is_url
@@ -180,10 +180,7 @@ def why_no_face(result: ImageResult) -> str:
 
 def left_out(sides: list[int]) -> str:
     """The faces found under --min-face, and the --min-face that reads them."""
-    count, smallest, largest = len(sides), sides[0], sides[-1]
-    span = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
-    return (f"{count} smaller than --min-face ({span}): --min-face {smallest} reads {'them' if count > 1 else 'it'}, "
-            "less reliably (a face this small shows little)")
+    return f"{len(sides)} smaller than --min-face {min_face_advice(sides[0], sides[-1], one=len(sides) == 1)}"
 
 
 def show_result(result: ImageResult, top_k: int) -> None:

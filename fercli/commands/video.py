@@ -13,7 +13,7 @@ import numpy as np
 
 from fercli import console
 from fercli.errors import InputError
-from fercli.faces import FaceAnalyzer
+from fercli.faces import FaceAnalyzer, min_face_advice
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
 from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, media_name, open_clip
 
@@ -177,9 +177,7 @@ def too_small_line(summary: dict, frames_named: str) -> str:
     if not frames:
         return ""
     smallest, largest = summary["faces_under_min_face_px"]
-    span = f"{smallest}-{largest} px" if smallest < largest else f"{smallest} px"
-    return (f"faces smaller than --min-face in {frames} of {frames_named} ({span}): --min-face {smallest} reads them, "
-            "less reliably (a face this small shows little)")
+    return f"faces smaller than --min-face in {frames} of {frames_named} {min_face_advice(smallest, largest)}"
 
 
 def report(summary: dict, run_dir: Path, as_json: bool) -> None:
