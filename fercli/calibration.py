@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -12,20 +13,30 @@ from fercli.data import Split
 from fercli.inference import predict_logits
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The softmax temperature that minimises NLL on held-out data (Guo et al., 2017)."""
-    logits = logits.clone()  # may come from inference_mode, which autograd cannot use
-    log_t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+    """The softmax temperature that minimises NLL on held-out data (Guo et al., 2017), within [low, high].
 
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
+    A golden-section search over log T: one scalar needs no gradients, and unlike L-BFGS (which returned NaN for
+    a barely trained network's logits) it cannot leave the bracket."""
+    logits = logits.float()
 
-    opt.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    def nll(log_t: float) -> float:
+        return F.cross_entropy(logits / math.exp(log_t), labels).item()
+
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(c), nll(d)
+    while b - a > 1e-4:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(d)
+    return math.exp((a + b) / 2)
 
 
 def calibrate_best(path: Path, val: Split, device, batch_size: int, reporter) -> None:
