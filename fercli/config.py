@@ -86,6 +86,10 @@ class TrainConfig:
     # every augmented batch: training then runs at the student's own speed. The target is
     # (1 - distill_weight) x label + distill_weight x softmax(teacher log-probability / distill_temperature).
     distill_offline: bool = False
+    # Stochastic weight averaging: from the end of this epoch (1-based) on, the weights at each epoch's end are
+    # averaged; the average (BatchNorm statistics measured again) is validated every epoch and saved as swa.pt.
+    # Best with a constant learning rate over those epochs (optim.schedule=constant). 0 = off.
+    swa_start: int = 0
     calibrate: bool = True  # fit a softmax temperature on the validation split at the end
 
 

@@ -12,6 +12,7 @@ err = Console(stderr=True)  # progress, messages, errors
 
 EPOCH_COLUMNS = [("epoch", 5, "d"), ("train_loss", 10, ".4f"), ("train_acc", 9, ".2%"), ("val_loss", 8, ".4f"),
                  ("val_acc", 7, ".2%"), ("lr", 9, ".2e"), ("seconds", 7, ".1f")]
+SWA_COLUMN = ("swa_val_acc", 11, ".2%")  # with train.swa_start: the weight average's validation accuracy
 
 
 # Messages carry file names and user input: printed literally, so "[red]holiday.jpg" stays that name and a
@@ -50,18 +51,19 @@ class RichReporter:
         self.task = None
         self.epochs = 0
         self.current = 1  # the epoch being trained, shown on the bar
+        self.columns = EPOCH_COLUMNS
 
     def start(self, info_: dict) -> None:
         self.epochs = info_["epochs"]
         self.current = info_["start_epoch"] + 1
+        self.columns = EPOCH_COLUMNS + [SWA_COLUMN] if info_.get("swa") else EPOCH_COLUMNS
         err.print(
             f"[bold]{info_['model']}[/] ({info_['params'] / 1e6:.2f} M params) on {info_['device']}: "
             f"{info_['train']:,} train / {info_['val']:,} val images, {info_['epochs']} epochs"
             + (f", resuming after epoch {info_['start_epoch']}" if info_["start_epoch"] else ""),
             highlight=False,
         )
-        err.print(" ".join(name.rjust(width) for name, width, _ in EPOCH_COLUMNS),
-                  style="bold", highlight=False)
+        err.print(" ".join(name.rjust(width) for name, width, _ in self.columns), style="bold", highlight=False)
 
     def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None:
         if self.progress is None:
@@ -83,7 +85,8 @@ class RichReporter:
     def epoch(self, row: dict) -> None:
         self.current = row["epoch"] + 1
         self._stop_bar()
-        err.print(" ".join(f"{row[name]:>{width}{spec}}" for name, width, spec in EPOCH_COLUMNS), highlight=False)
+        err.print(" ".join(f"{row[name]:>{width}{spec if row[name] != '' else ''}}" for name, width, spec in self.columns),
+                  highlight=False)
 
     def message(self, text: str) -> None:
         self._stop_bar()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercli.augment import augment_batch, cutmix, mixup
+from fercli.averaging import WeightAverage, recompute_batchnorm
 from fercli.calibration import calibrate_best
 from fercli.checkpoint import build_checkpoint, load_model, read_checkpoint, save_checkpoint
 from fercli.config import Config, config_to_dict
@@ -84,12 +85,13 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
     state = TrainState()
     if resume is not None:
         state = restore(resume, net, optimizer)
+    average = WeightAverage(resume.get("swa") if resume is not None else None) if cfg.train.swa_start > 0 else None
     model = wrap_model(net, ddp, device)  # same parameters as net; DDP averages their gradients
     criterion = build_criterion(cfg, data.splits["train"], device)
     precision = " (bf16 autocast)" if autocast_dtype(device, cfg.runtime.amp, cfg.runtime.cpu_bf16) else ""
     reporter.start({"model": cfg.model.name, "params": count_parameters(net), "device": f"{device}{precision}",
                     "train": len(data.splits["train"]), "val": len(data.splits["val"]), "epochs": cfg.train.epochs,
-                    "start_epoch": state.epoch})
+                    "start_epoch": state.epoch, "swa": average is not None})
     warned = False
     for epoch in range(state.epoch, cfg.train.epochs):
         seed_epoch(cfg.train.seed, epoch)
@@ -98,6 +100,8 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
         reporter.validating()
         val_row = evaluate(net, data.splits["val"], pre, device, cfg.train.eval_batch_size)
         row = {"epoch": epoch + 1, **train_row, "val_loss": val_row["loss"], "val_acc": val_row["acc"]}
+        if average is not None:
+            row["swa_val_acc"] = add_to_average(average, net, epoch + 1, cfg, data, pre, device, run_dir, ddp)
         if not math.isfinite(row["train_loss"]):  # diverged: saving it would ship a model that predicts NaN
             raise TrainingError(f"training diverged in epoch {epoch + 1} (the loss is {row['train_loss']}); lower "
                                 f"optim.lr (now {cfg.optim.lr}) or set optim.clip_grad, then train again")
@@ -106,14 +110,34 @@ def fit(cfg: Config, data: Dataset, run_dir: Path, device: torch.device, reporte
         improved = row["val_acc"] > state.best_val_acc
         state.best_val_acc = max(state.best_val_acc, row["val_acc"])
         if ddp.is_main:
-            save_epoch(net, optimizer, cfg, data, pre, state, run_dir, improved)
+            save_epoch(net, optimizer, cfg, data, pre, state, run_dir, improved, average)
         reporter.epoch(row)
         if val_row["only_class"] is not None and not warned:
             reporter.message(collapse_warning(epoch + 1, data.classes[val_row["only_class"]], cfg))
             warned = True
-    if ddp.is_main and cfg.train.calibrate and (run_dir / "best.pt").is_file():
-        calibrate_best(run_dir / "best.pt", data.splits["val"], device, cfg.train.eval_batch_size, reporter)
+    if ddp.is_main and cfg.train.calibrate:
+        for path in (run_dir / "best.pt", run_dir / "swa.pt"):
+            if path.is_file():
+                calibrate_best(path, data.splits["val"], device, cfg.train.eval_batch_size, reporter)
     return state
+
+
+def add_to_average(average: WeightAverage, net: nn.Module, epoch: int, cfg: Config, data: Dataset, pre: Preprocess,
+                   device, run_dir: Path, ddp: Distributed) -> float | str:
+    """Fold this epoch's weights into the average once swa_start is reached; its validation accuracy (blank before)."""
+    if epoch < cfg.train.swa_start:
+        return ""  # metrics.csv keeps one set of columns for the whole run
+    average.add(net)
+    model = average.averaged_model(net)
+    amp = autocast_dtype(device, cfg.runtime.amp, cfg.runtime.cpu_bf16)
+    recompute_batchnorm(model, data.splits["train"].images, pre, device, cfg.train.eval_batch_size, amp)
+    acc = evaluate(model, data.splits["val"], pre, device, cfg.train.eval_batch_size)["acc"]
+    if ddp.is_main:
+        metrics = {"epoch": epoch, "val_acc": acc, "swa_epochs": average.count}
+        save_checkpoint(build_checkpoint(model, cfg.model.name, model_args(cfg, len(data.classes)), data.classes, pre,
+                                         config=config_to_dict(cfg), metrics=metrics,
+                                         data_fingerprint=data.fingerprint), run_dir / "swa.pt")
+    return acc
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
@@ -396,7 +420,7 @@ def collapse_warning(epoch: int, class_name: str, cfg: Config) -> str:
 
 
 def save_epoch(model, optimizer, cfg: Config, data: Dataset, pre: Preprocess, state: TrainState, run_dir: Path,
-               improved: bool) -> None:
+               improved: bool, average: WeightAverage | None = None) -> None:
     row = state.history[-1]
     metrics = {"epoch": state.epoch, "val_acc": row["val_acc"], "val_loss": row["val_loss"], "train_acc": row["train_acc"]}
     payload = build_checkpoint(model, cfg.model.name, model_args(cfg, len(data.classes)), data.classes, pre,
@@ -405,7 +429,9 @@ def save_epoch(model, optimizer, cfg: Config, data: Dataset, pre: Preprocess, st
         save_checkpoint(payload, run_dir / "best.pt")
     write_metrics_csv(state.history, run_dir / "metrics.csv")
     resume_state = {"epoch": state.epoch, "best_val_acc": state.best_val_acc, "history": state.history}
-    save_checkpoint({**payload, "optimizer": optimizer.state_dict(), "train_state": resume_state}, run_dir / "last.pt")
+    extra = {"swa": average.to_dict()} if average is not None else {}
+    save_checkpoint({**payload, "optimizer": optimizer.state_dict(), "train_state": resume_state, **extra},
+                    run_dir / "last.pt")
 
 
 def restore(payload: dict, model: nn.Module, optimizer) -> TrainState:

@@ -21,6 +21,8 @@ def plot_training_curves(metrics_csv: Path, out: Path) -> None:
     for split in ("train", "val"):
         ax_loss.plot(frame["epoch"], frame[f"{split}_loss"], marker="o", markersize=3, label=split)
         ax_acc.plot(frame["epoch"], 100 * frame[f"{split}_acc"], marker="o", markersize=3, label=split)
+    if "swa_val_acc" in frame:  # train.swa_start: the weight average, from the epoch it starts (blank before)
+        ax_acc.plot(frame["epoch"], 100 * frame["swa_val_acc"], marker="o", markersize=3, label="val (weight average)")
     ax_loss.set(title="loss", xlabel="epoch")
     ax_acc.set(title="accuracy", xlabel="epoch")
     ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=0))

@@ -96,6 +96,15 @@ def test_temperature_fit_undoes_overconfidence():
     assert 2.4 < fit_temperature(true_logits * 3, sampled) < 3.6
 
 
+def test_temperature_fit_of_a_barely_trained_network_is_its_best_not_nan():
+    # A tiny network after a few epochs gives every image the same logits (L-BFGS returned NaN for such). Here they
+    # are 3 x log p and the labels come in p's proportions, so the best temperature is exactly 3.
+    p = torch.tensor([0.5, 0.3, 0.2])
+    logits = (3 * p.log()).repeat(10, 1)
+    labels = torch.tensor([0] * 5 + [1] * 3 + [2] * 2)
+    assert abs(fit_temperature(logits, labels) - 3.0) < 1e-3
+
+
 def test_library_imports_no_cli_or_plotting_libraries():
     # Not fercli.evaluation: scikit-learn (its metrics) imports rich itself.
     modules = "fercli.engine, fercli.faces, fercli.classifier, fercli.detect, fercli.align, fercli.inference, fercli.export"
@@ -357,3 +366,56 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_pa
         train(load_config(None, wider), tmp_path / "runs", "wider")
     with pytest.raises(ConfigError, match="train.init: checkpoint not found"):
         train(load_config(None, base + [f"train.init={tmp_path / 'none.pt'}"]), tmp_path / "runs", "missing")
+
+
+def test_weight_average_is_the_mean_of_the_learnt_weights_only():
+    from fercli.averaging import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average, seen = WeightAverage(), []
+    for step in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.fill_(float(step * step))  # 0, 1, 4: mean 5/3
+        net[1].running_mean.fill_(10.0 + step)
+        average.add(net)
+        seen.append(step * step)
+    assert average.count == 3 and "1.running_mean" not in average.state
+    assert torch.allclose(average.state["0.weight"], torch.full((2, 2), sum(seen) / 3))
+    again = WeightAverage(average.to_dict())  # what last.pt keeps for a resume
+    model = again.averaged_model(net)
+    assert torch.allclose(model[0].bias, torch.full((2,), 5 / 3)) and net[0].bias[0].item() == 4.0  # net untouched
+
+
+def test_batchnorm_statistics_are_measured_again_on_the_centre_crops():
+    from fercli.augment import tta_views
+    from fercli.averaging import recompute_batchnorm
+    from fercli.preprocess import Preprocess
+
+    pre = Preprocess(image_size=8, input_size=6, channels=1, mean=0.5, std=0.25)
+    images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(1))
+    model[0].running_mean.fill_(3.0)
+    recompute_batchnorm(model, images, pre, torch.device("cpu"), batch_size=16)
+    (view,) = tta_views(images, pre, "none")
+    assert torch.allclose(model[0].running_mean, view.mean().reshape(1), atol=1e-4)
+    # the mean of the batches' variances: the whole set's, less the small spread of the batch means
+    assert torch.allclose(model[0].running_var, view.var().reshape(1), rtol=0.05)
+    assert model[0].momentum == 0.1 and not model.training
+
+
+def test_weight_averaging_saves_swa_pt_and_resumes_to_the_uninterrupted_average(tmp_path, fer_folders):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=3) + ["train.swa_start=2"])
+    full_dir, state = train(cfg, tmp_path / "runs", "full")
+    assert state.history[0]["swa_val_acc"] == "" and 0 <= state.history[2]["swa_val_acc"] <= 1
+    swa = torch.load(full_dir / "swa.pt", weights_only=True)
+    assert swa["metrics"]["swa_epochs"] == 2 and swa["metrics"]["val_acc"] == state.history[2]["swa_val_acc"]
+    assert 0.05 < swa["temperature"] < 20  # calibrated like best.pt
+    assert load_model(full_dir / "swa.pt", torch.device("cpu")).model is not None
+    part_dir = new_run_dir(tmp_path / "runs", "part")
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, load_dataset(cfg.data), part_dir, torch.device("cpu"), StopAfter(2))
+    train(cfg, tmp_path / "runs", resume={"dir": part_dir})
+    resumed = torch.load(part_dir / "swa.pt", weights_only=True)
+    for key in swa["state_dict"]:
+        assert torch.allclose(swa["state_dict"][key].float(), resumed["state_dict"][key].float(), atol=1e-5), key
