@@ -51,8 +51,9 @@ def averaged_entries(net: nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def recompute_batchnorm(model: nn.Module, images: torch.Tensor, pre: Preprocess, device, batch_size: int = 512,
-                        amp=None) -> None:
-    """Measure BatchNorm's running statistics afresh on ``images`` (uint8), seen as at evaluation (centre crop)."""
+                        amp=None, views: str = "none", seed: int = 0) -> None:
+    """Measure BatchNorm's running statistics afresh on ``images`` (uint8), seen as at evaluation: the centre crop
+    (views="none"), or one of the ten-crop views drawn at random per image (views="tencrop"; the same cost)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -60,8 +61,9 @@ def recompute_batchnorm(model: nn.Module, images: torch.Tensor, pre: Preprocess,
     for norm in norms:
         norm.reset_running_stats()
     model.train()
+    gen = torch.Generator().manual_seed(seed)
     for start in range(0, len(images), batch_size):
-        (view,) = tta_views(images[start : start + batch_size].to(device), pre, "none")
+        view = evaluation_view(images[start : start + batch_size].to(device), pre, views, gen)
         for norm in norms:  # each batch weighted by its size: the running mean is the mean over all the images
             norm.momentum = len(view) / (start + len(view))
         with torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
@@ -69,3 +71,11 @@ def recompute_batchnorm(model: nn.Module, images: torch.Tensor, pre: Preprocess,
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     model.eval()
+
+
+def evaluation_view(images: torch.Tensor, pre: Preprocess, views: str, gen: torch.Generator) -> torch.Tensor:
+    candidates = tta_views(images, pre, views)
+    if len(candidates) == 1:
+        return candidates[0]
+    pick = torch.randint(len(candidates), (len(images),), generator=gen).to(images.device)
+    return torch.stack(candidates)[pick, torch.arange(len(images), device=images.device)]
