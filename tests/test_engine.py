@@ -348,6 +348,26 @@ def test_training_bar_names_the_epoch():
     assert reporter.current == 8
 
 
+def test_the_epoch_table_shows_the_weight_average_once_it_starts():
+    from rich.console import Console
+
+    from fercli import console
+
+    screen = Console(record=True, width=150)
+    reporter = console.RichReporter()
+    original, console.err = console.err, screen
+    row = {"train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1, "seconds": 1.0}
+    try:
+        reporter.start({"model": "vgg", "params": 1e6, "device": "cpu", "train": 10, "val": 2, "epochs": 3,
+                        "start_epoch": 0, "swa": True})
+        reporter.epoch({"epoch": 1, **row, "swa_val_acc": ""})
+        reporter.epoch({"epoch": 2, **row, "swa_val_acc": 0.7123})
+    finally:
+        console.err = original
+    header, first, second = screen.export_text().splitlines()[1:4]
+    assert header.split()[-1] == "swa_val_acc" and first.split()[-1] == "1.0" and second.split()[-1] == "71.23%"
+
+
 def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_path, fer_folders, trained_checkpoint):
     import pytest
 
