@@ -82,11 +82,20 @@ def random_affine(n: int, pre: Preprocess, cfg: AugmentConfig, gen: torch.Genera
     flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n)
     span = (1 - window) + 2 * cfg.shift / pre.image_size  # how far the crop centre may move
     tx, ty = uniform(-span, span), uniform(-span, span)
+    if cfg.snap:
+        tx, ty = snap_to_pixels(tx, pre), snap_to_pixels(ty, pre)
     scale = window / zoom
     cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
     row0 = torch.stack([cos * flip, -sin, tx], dim=1)
     row1 = torch.stack([sin * flip, cos, ty], dim=1)
     return torch.stack([row0, row1], dim=1)
+
+
+def snap_to_pixels(t: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """Round normalised translations so that the crop's pixels land on the stored image's pixel centres."""
+    centred = (pre.image_size - pre.input_size) / 2  # the centre crop's offset, in pixels
+    offset = torch.round(centred + t * pre.image_size / 2)
+    return (offset - centred) * 2 / pre.image_size
 
 
 def random_erase(x: torch.Tensor, prob: float, gen: torch.Generator, area=(0.02, 0.2)) -> torch.Tensor:

@@ -41,6 +41,9 @@ class AugmentConfig:
     scale: float = 0.0  # max relative zoom in or out
     shift: float = 0.0  # extra max shift, in pixels, on top of the crop's own
     erase: float = 0.0  # probability of random erasing per image
+    # Move crops by whole pixels only. With no rotate/scale either, every training image is then pixel for pixel one
+    # of the views the TTA sees, not a resampled (slightly blurred) one: a FixRes-style last stretch of training.
+    snap: bool = False
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
     cutmix: float = 0.0  # CutMix Beta(alpha, alpha); 0 = off; with mixup too, each batch uses one of them
 

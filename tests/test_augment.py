@@ -62,3 +62,24 @@ def test_cutmix_pastes_one_box_and_weighs_by_what_is_left():
         own = (mixed[i] == i).float().mean().item()
         partner = (mixed[i] == order[i].item()).float().mean().item()
         assert own == pytest.approx(lam) and own + partner == pytest.approx(1.0)  # the share still its own weighs its label
+
+
+def test_snapped_crops_are_exact_pixel_crops_like_the_tta_views():
+    images = batch(16)
+    x = (images.float() / 255.0 - PRE.mean) / PRE.std
+    out = augment_batch(images, PRE, AugmentConfig(crop=40, flip=True, snap=True), torch.Generator().manual_seed(4))
+    offsets = set()
+    for i in range(16):
+        matches = [
+            (top, left)
+            for top in range(9)
+            for left in range(9)
+            for view in (x[i, :, top : top + 40, left : left + 40],)
+            if torch.allclose(out[i], view, atol=1e-5) or torch.allclose(out[i], view.flip(-1), atol=1e-5)
+        ]
+        assert len(matches) == 1, f"image {i} is not one whole-pixel crop"
+        offsets.add(matches[0])
+    assert len(offsets) > 4  # the crops move: not all centre crops
+    # Without snapping the same draw lands between pixels, so it is not a crop of the image.
+    blurred = augment_batch(images, PRE, AugmentConfig(crop=40, flip=True), torch.Generator().manual_seed(4))
+    assert not torch.allclose(blurred[0], out[0], atol=1e-3)
