@@ -21,6 +21,7 @@
    found, expressions right, mean confidence, and confident mistakes (a wrong label at 70% or more).
 
 Usage: python benchmarks/detector.py [--split val] [--faces 1000] [--data ../shared/data/fer2013] [--sweep]
+       [--model CANDIDATE] [--against SHIPPED]   (part 1: a candidate against the model it would replace, paired)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from fercli.choices import DETECT_SIZE, MIN_SCORE, TTA
 from fercli.detect import Detection, Haar, YuNet
 from fercli.faces import FaceAnalyzer
 from fercli.images import read_photo
+from fercli.metrics import paired_comparison
 
 SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -88,13 +90,14 @@ def plant(face: np.ndarray, label: int, rng: np.random.Generator, photos: list[n
     return Scene(image, center, side, label, tilt)
 
 
-def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
+def planted_faces(split: str, count: int, data: str, sweep: bool, model: Path | None = None,
+                  against: Path | None = None) -> None:
     dataset = load_dataset(DataConfig(root=data))
     chosen = dataset.split(split)
     rng = np.random.default_rng(0)
     picks = rng.choice(len(chosen), size=min(count, len(chosen)), replace=False)
     photos = textures()
-    classifier = open_classifier()
+    classifier = open_classifier(model)
     detector = YuNet(detect_size=DETECT_SIZE, min_score=min(SCORES))
     scenes, hits, phantoms, seconds = [], [], [], []
     for i in picks:
@@ -127,12 +130,16 @@ def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
     gray_scenes = [cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY) for s in scenes]
     idx = np.flatnonzero(found)
 
-    def accuracy(framing: Framing, align: bool, subset: np.ndarray, tta: TTA = TTA.none) -> float:
-        """Accuracy through detector + crop + classifier on the faces the detector found (within ``subset``)."""
+    def right_through_path(framing: Framing, align: bool, subset: np.ndarray, tta: TTA = TTA.none,
+                           model=classifier) -> np.ndarray:
+        """Which of the faces the detector found (within ``subset``) detector + crop + ``model`` read right."""
         pick = [i for i in idx if subset[i]]
         # Evened as FaceAnalyzer.classify evens them (a crop of the usual contrast is left as it is).
         crops = np.stack([even_exposure(aligned_crop(gray_scenes[i], hits[i], 48, framing, align)) for i in pick])
-        return float((classifier.probabilities(crops, tta=tta).argmax(1) == labels[pick]).mean())
+        return model.probabilities(crops, tta=tta).argmax(1) == labels[pick]
+
+    def accuracy(framing: Framing, align: bool, subset: np.ndarray, tta: TTA = TTA.none) -> float:
+        return float(right_through_path(framing, align, subset, tta).mean())
 
     everything, tilted = np.ones(len(scenes), dtype=bool), ~upright
     rows = []
@@ -146,6 +153,15 @@ def planted_faces(split: str, count: int, data: str, sweep: bool) -> None:
         rows.append([name, *(f"{accuracy(framing, align, subset, tta):.2%}" for subset in (everything, upright, tilted))])
     print_table(f"accuracy on the {len(idx)} planted {split} faces found (of {len(scenes)})",
                 ["path", "all found", "upright", "tilted"], rows)
+    if against is not None:  # a release candidate against the model it would replace, on the same faces and crops
+        baseline = open_classifier(against)
+        for tta in (TTA.none, TTA.flip):
+            ours = right_through_path(YUNET_FRAMING, True, everything, tta)
+            theirs = right_through_path(YUNET_FRAMING, True, everything, tta, model=baseline)
+            paired = paired_comparison(ours, theirs)
+            print(f"YuNet + alignment, TTA {tta.value}: {ours.mean():.2%} vs {theirs.mean():.2%} for {against.name}: "
+                  f"{paired['only_a'] - paired['only_b']:+d} images (right only for this model on {paired['only_a']}, "
+                  f"only for {against.name} on {paired['only_b']}); McNemar p = {paired['p_value']:.2f}")
     if sweep:
         rows = [[scale, shift, f"{accuracy(Framing(scale, shift), True, everything):.2%}"]
                 for scale in (1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3) for shift in (-0.06, -0.04, -0.02, 0.0, 0.02)]
@@ -505,6 +521,8 @@ def main() -> None:
     parser.add_argument("--groups-only", action="store_true", help="only part 4: group photos")
     parser.add_argument("--groups", type=int, default=50, help="group photos in part 4")
     parser.add_argument("--occluded-only", action="store_true", help="only part 5: occluded faces")
+    parser.add_argument("--model", type=Path, help="part 1's classifier (default: the shipped model)")
+    parser.add_argument("--against", type=Path, help="part 1: also score this classifier on the same crops, paired")
     args = parser.parse_args()
     if args.groups_only:
         group_photos(args.split, args.groups, args.data)
@@ -513,7 +531,7 @@ def main() -> None:
         occluded_faces(args.split, min(args.faces, 1000), args.data)
         return
     if not args.skip_planted and not args.turned_only:
-        planted_faces(args.split, args.faces, args.data, args.sweep)
+        planted_faces(args.split, args.faces, args.data, args.sweep, model=args.model, against=args.against)
     if not args.skip_photos and not args.turned_only:
         detectors_on_photos(args.data)
     if not args.skip_photos:
