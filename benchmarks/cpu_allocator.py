@@ -24,7 +24,7 @@ def one_pass(config: str, images: int, data_root: str, keep: bool) -> dict:
     """In this (fresh) process: a warm-up pass, then one timed pass of fer's training loop."""
     import torch
 
-    from fercli.device import tune_cpu
+    from fercli.model.device import tune_cpu
     from train_throughput import fer_pass
 
     if keep:

@@ -10,7 +10,7 @@ import time
 
 from common import data_arg, machine, median_time, print_table, run_benchmark
 from fercli.config import DataConfig
-from fercli.data import load_dataset
+from fercli.data.dataset import load_dataset
 
 
 def main() -> None:

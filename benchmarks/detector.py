@@ -38,15 +38,15 @@ import numpy as np
 from PIL import Image
 
 from common import data_arg, machine, print_table, run_benchmark, sample_photos
-from fercli.align import YUNET_FRAMING, Framing, aligned_crop, even_exposure
-from fercli.classifier import open_classifier
+from fercli.faces.align import YUNET_FRAMING, Framing, aligned_crop, even_exposure
+from fercli.model.classifier import open_classifier
 from fercli.config import DataConfig
-from fercli.data import load_dataset
+from fercli.data.dataset import load_dataset
 from fercli.choices import DETECT_SIZE, MIN_SCORE, TTA
-from fercli.detect import Detection, Haar, YuNet
-from fercli.faces import FaceAnalyzer
-from fercli.images import read_photo
-from fercli.metrics import paired_comparison
+from fercli.faces.detect import Detection, Haar, YuNet
+from fercli.faces.analyzer import FaceAnalyzer
+from fercli.faces.images import read_photo
+from fercli.evaluate.metrics import paired_comparison
 
 SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
 

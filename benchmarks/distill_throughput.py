@@ -13,10 +13,11 @@ import torch
 
 from common import ROOT, data_arg, machine, print_table, run_benchmark
 from fercli.config import load_config
-from fercli.data import Split, load_dataset
-from fercli.device import cpu_has_bf16_units
-from fercli.engine import (SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, load_teachers,
-                           train_one_epoch)
+from fercli.data.dataset import Split, load_dataset
+from fercli.model.device import cpu_has_bf16_units
+from fercli.train.loop import SilentReporter, train_one_epoch
+from fercli.train.build import build_criterion, build_model, build_optimizer, build_preprocess
+from fercli.train.distill import load_teachers
 from train_throughput import EPOCH_IMAGES, interleaved_medians
 
 

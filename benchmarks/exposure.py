@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 
 from common import data_arg, machine, print_table, run_benchmark, sample_photos
-from fercli.align import LOW_CONTRAST, even_exposure
+from fercli.faces.align import LOW_CONTRAST, even_exposure
 from fercli.choices import TTA
-from fercli.classifier import open_classifier
+from fercli.model.classifier import open_classifier
 from fercli.config import DataConfig
-from fercli.data import load_dataset
-from fercli.faces import FaceAnalyzer
+from fercli.data.dataset import load_dataset
+from fercli.faces.analyzer import FaceAnalyzer
 
 
 def at_96_pixels(faces: np.ndarray, exposure: float, noise: float, rng: np.random.Generator) -> np.ndarray:

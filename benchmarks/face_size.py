@@ -22,11 +22,11 @@ import numpy as np
 
 from common import data_arg, machine, print_table, run_benchmark
 from detector import HEAD_MARGIN, background, faces_at, sample_heads, textures
-from fercli.align import YUNET_FRAMING
+from fercli.faces.align import YUNET_FRAMING
 from fercli.choices import MIN_FACE, TTA
 from fercli.config import DataConfig
-from fercli.data import load_dataset
-from fercli.faces import FaceAnalyzer
+from fercli.data.dataset import load_dataset
+from fercli.faces.analyzer import FaceAnalyzer
 
 BOX_SIDES = (44, 40, 36, 32, 28, 24, 20, 16, 12)  # 44: the crop's own 48 pixels (1.1 x 44)
 

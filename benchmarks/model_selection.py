@@ -19,8 +19,8 @@ import torch
 
 from common import data_arg, machine, print_table, run_benchmark
 from fercli.choices import TTA
-from fercli.evaluation import average_probs, clean_part, load_split, model_logits, open_classifiers
-from fercli.metrics import paired_comparison
+from fercli.evaluate.scoring import average_probs, clean_part, load_split, model_logits, open_classifiers
+from fercli.evaluate.metrics import paired_comparison
 
 
 def main() -> None:

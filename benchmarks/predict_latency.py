@@ -12,6 +12,7 @@ Usage: python benchmarks/predict_latency.py [--photo examples/astronaut.jpg] [--
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -25,14 +26,14 @@ from common import (
     DEFAULT_DATA, ROOT, gflop_per_image, machine, matmul_gflops, print_table, run_benchmark,
     sample_photos, write_photo_folder,
 )
-from fercli.shipped import default_checkpoint
+from fercli.model.shipped import default_checkpoint
 
 PARTS = r"""
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from fercli.faces import FaceAnalyzer
-from fercli.images import read_photo
+from fercli.faces.analyzer import FaceAnalyzer
+from fercli.faces.images import read_photo
 if sys.argv[2].endswith(".pt"):
     import torch  # the PyTorch path pays for this import; count it with the imports
 t1 = time.perf_counter()
@@ -70,7 +71,7 @@ def faces_per_second(models: dict[str, Path], batch: int, repeats: int = 7) -> d
     slow spell of this shared machine hits them all alike."""
     import numpy as np
 
-    from fercli.classifier import open_classifier
+    from fercli.model.classifier import open_classifier
 
     classifiers = {name: open_classifier(path) for name, path in models.items()}
     crops = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
@@ -160,9 +161,10 @@ def int8_export(checkpoint: Path, data: str, folder: Path) -> dict[str, Path]:
     if not Path(data).exists():
         print(f"int8 column skipped: no calibration data at {data} (pass --data)")
         return {}
-    from fercli.export import export_onnx
+    from fercli.data.calibration import calibration_images
+    from fercli.model.export import export_onnx
 
-    return {"onnxruntime int8": export_onnx(checkpoint, folder / "int8.onnx", int8=True, data=data)}
+    return {"onnxruntime int8": export_onnx(checkpoint, folder / "int8.onnx", calibration=functools.partial(calibration_images, data=data))}
 
 
 def matmul_reference(checkpoint: Path, fp32_rate: float) -> str:
@@ -171,7 +173,7 @@ def matmul_reference(checkpoint: Path, fp32_rate: float) -> str:
     Not a hard ceiling: onnxruntime's convolution kernels can beat torch's 2048x2048 matmul here."""
     import torch
 
-    from fercli.checkpoint import load_model
+    from fercli.model.checkpoint import load_model
 
     loaded = load_model(checkpoint, torch.device("cpu"))
     gflop = gflop_per_image(loaded.model, loaded.preprocess.input_size, backward=False)

@@ -16,8 +16,9 @@ import torch
 
 from common import ROOT, data_arg, machine, print_table, run_benchmark
 from fercli.config import load_config
-from fercli.data import Split, load_dataset
-from fercli.engine import SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, train_one_epoch
+from fercli.data.dataset import Split, load_dataset
+from fercli.train.loop import SilentReporter, train_one_epoch
+from fercli.train.build import build_criterion, build_model, build_optimizer, build_preprocess
 
 
 def live_units_and_accuracy(model, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float) -> tuple[int, float]:

@@ -17,8 +17,9 @@ from torchvision import datasets, transforms
 
 from common import ROOT, data_arg, gflop_per_image, machine, matmul_gflops, median_time, print_table, run_benchmark
 from fercli.config import load_config
-from fercli.data import Split, load_dataset
-from fercli.engine import SilentReporter, build_criterion, build_model, build_optimizer, build_preprocess, train_one_epoch
+from fercli.data.dataset import Split, load_dataset
+from fercli.train.loop import SilentReporter, train_one_epoch
+from fercli.train.build import build_criterion, build_model, build_optimizer, build_preprocess
 
 EPOCH_IMAGES = 28_709
 
@@ -77,7 +78,7 @@ def interleaved_medians(passes: dict, repeats: int) -> dict[str, float]:
 
 def data_only_images_per_s(data_root: str, images: int, repeats: int) -> tuple[float, float]:
     """The input pipeline alone (no model): the seed's per-image PIL loading vs fer's batched augmentation."""
-    from fercli.augment import augment_batch
+    from fercli.train.augment import augment_batch
 
     folder = datasets.ImageFolder(str(Path(data_root) / "train"),
                                   transform=transforms.Compose([transforms.Grayscale(), transforms.ToTensor()]))

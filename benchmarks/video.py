@@ -59,8 +59,8 @@ def end_to_end(video: Path, options: list[str], runs: int, cwd: Path) -> float:
 
 def parts(video: Path) -> dict[str, float]:
     """Milliseconds per frame for decode, detect and crop + classify, each over all frames (one process)."""
-    from fercli.faces import FaceAnalyzer
-    from fercli.images import Photo
+    from fercli.faces.analyzer import FaceAnalyzer
+    from fercli.faces.images import Photo
 
     capture = cv2.VideoCapture(str(video))
     start = time.perf_counter()

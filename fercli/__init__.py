@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Imported on first use, so ``import fercli`` (and ``fer --help``) stay instant.
     if name == "FaceAnalyzer":
-        from fercli.faces import FaceAnalyzer
+        from fercli.faces.analyzer import FaceAnalyzer
 
         return FaceAnalyzer
     raise AttributeError(f"module 'fercli' has no attribute {name!r}")

@@ -111,7 +111,7 @@ def train(
     from fercli.commands.train import run_training
 
     extra = ([f"data.root={data}"] if data else []) + ([f"train.project={project}"] if project else [])
-    summary = run_training(config, extra + list(overrides or []), resume, device)
+    summary = run_training(config_path=config, overrides=extra + list(overrides or []), resume=resume, device_name=device)
     if summary is not None:
         # The run folder is the last line on stdout, so scripts can pick it up either way.
         print(json.dumps(summary) if json_ else summary["run"])
@@ -138,7 +138,7 @@ def evaluate(
     """
     from fercli.commands.eval import run_eval
 
-    run_eval(checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device,
+    run_eval(checkpoints=checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device,
              labels_from=labels)
 
 
@@ -166,7 +166,8 @@ def visualize(
     """
     from fercli.commands.visualize import run_visualize
 
-    summary = run_visualize(n, checkpoint, data, split, seed, errors, pair, least_confident, out, overwrite, device)
+    summary = run_visualize(n=n, checkpoints=checkpoint, data=data, split=split, seed=seed, errors=errors, pair=pair,
+                            least_confident=least_confident, out=out, overwrite=overwrite, device_name=device)
     print(json.dumps(summary) if json_ else summary["output"])
 
 
@@ -181,7 +182,7 @@ def predict(
     csv_file: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Photos: also write a spreadsheet, one row per face (and per photo without one): file, face, box, label, every class's probability, faces left out under --min-face. Videos write timeline.csv in their run folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save and --csv files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
-    detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes); in benchmarks/detector.py it found all 8 faces of the sample photos with no false box, where haar found 5-6 and drew 1-68 false ones. haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
+    detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes; compared in benchmarks/detector.py). haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
     detect_size: Annotated[int, typer.Option("--detect-size", metavar="PIXELS", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = DETECT_SIZE,
     min_score: Annotated[float, typer.Option("--min-score", metavar="SCORE", help="YuNet's face score threshold (0-1); higher: fewer false faces, more missed ones.")] = MIN_SCORE,
     faces: Annotated[Faces, typer.Option("--faces", help="all faces, or the largest only.")] = Faces.all,
@@ -190,7 +191,7 @@ def predict(
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Photos: look for faces upright only. By default, when no face is found confidently upright, the photo is also tried turned by 90, 180 and 270 degrees (photos stored sideways or upside down without an EXIF tag).")] = False,
     no_small_faces: Annotated[bool, typer.Option("--no-small-faces", help="Photos: skip the closer look for small faces. By default a big photo whose faces are all small (or none) is looked at again at twice the detector's size, for the faces of a group photo.")] = False,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each whole image as one face crop.")] = False,
-    tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation per face: flip (default) averages each crop with its mirror image (twice the classifier's work, under a millisecond a face; +1.1 points on PublicTest); none skips it; tencrop needs a .pt model.")] = TTA.flip,
+    tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation per face: flip (default) averages each crop with its mirror image (twice the classifier's work); none skips it; tencrop needs a .pt model.")] = TTA.flip,
     fps: Annotated[float, typer.Option("--fps", min=0, metavar="FPS", help="Videos: analyse this many frames per second (0: every frame).")] = 0.0,
     every: Annotated[int, typer.Option("--every", min=1, metavar="K", help="Videos: analyse every K-th frame (when --fps is 0).")] = 1,
     smooth: Annotated[float, typer.Option("--smooth", min=0, metavar="SECONDS", help="Videos: smooth each face's probabilities over about this many seconds (0: off).")] = 0.5,
@@ -205,7 +206,7 @@ def predict(
     Example: fer predict examples/astronaut.jpg --top-k 3 -o annotated/
     """
     from fercli.commands.predict import run_predict
-    from fercli.video import Sampling
+    from fercli.faces.video import Sampling
 
     # --source 0 is a camera; anything else given there (rtsp://..., a file) is read as an input, as people write it.
     camera = int(source) if source is not None and source.isdigit() else None
@@ -233,17 +234,10 @@ def serve(
 
     Example: fer serve, then open http://127.0.0.1:8000 (API docs at /docs).
     """
-    from fercli import console
-    from fercli.faces import FaceAnalyzer
-    from fercli.serve import check_tls_files, listening_socket, page_addresses, run_server
+    from fercli.commands.serve import run_serve
 
-    check_tls_files(certfile, keyfile)  # before the model loads: a wrong path or a port in use is one line at once
-    sock = listening_socket(host, port)
-    analyzer = FaceAnalyzer(checkpoint, detector=detector, device=device)
-    here, *network = page_addresses(host, port, "https" if certfile else "http")
-    elsewhere = f", or {' or '.join(network)} from another device on the network" if network else ""
-    console.info(f"fer serve: open {here}{elsewhere} (API: {here}/docs); Ctrl-C stops it")
-    run_server(analyzer, sock=sock, certfile=certfile, keyfile=keyfile)
+    run_serve(host=host, port=port, checkpoint=checkpoint, detector=detector, certfile=certfile, keyfile=keyfile,
+              device_name=device)
 
 
 @app.command()
@@ -261,7 +255,7 @@ def audit(
     """
     from fercli.commands.audit import run_audit
 
-    run_audit(data, name=name, as_json=json_)
+    run_audit(data=data, name=name, as_json=json_)
 
 
 @app.command()
@@ -280,7 +274,7 @@ def runs(
     """
     from fercli.commands.runs import run_runs
 
-    raise typer.Exit(run_runs(list(projects or [Path("runs/train")]), as_json=json_))
+    raise typer.Exit(run_runs(projects=list(projects or [Path("runs/train")]), as_json=json_))
 
 
 @app.command()
@@ -288,7 +282,7 @@ def runs(
 def export(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="Checkpoint to export (default: the shipped model).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="ONNX file to write (default: the checkpoint's path with .onnx, or _int8.onnx).")] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Quantise to 8 bits (1.8x the faces/s on a 2-core AVX2 CPU); calibrates on training images.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Quantise to 8 bits (faster on CPUs with fast int8 arithmetic); calibrates on training images.")] = False,
     data: Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Training data for --int8 calibration (default: the checkpoint's training data).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing an existing output file.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print only a JSON summary (output file, bytes, int8) to stdout.")] = False,
@@ -300,15 +294,10 @@ def export(
     \b
     Example: fer export -c runs/train/exp/best.pt --int8 -o model_int8.onnx
     """
-    from fercli import console
-    from fercli.export import export_onnx
-    from fercli.shipped import default_checkpoint
+    from fercli.commands.export import run_export
 
-    source = checkpoint or default_checkpoint()
-    default_output = source.with_name(source.stem + "_int8.onnx") if int8 else source.with_suffix(".onnx")
-    written = export_onnx(source, output or default_output, overwrite=overwrite, int8=int8, data=data, warn=console.warn,
-                          device_name=device)
-    print(json.dumps({"output": str(written), "bytes": written.stat().st_size, "int8": int8}) if json_ else written)
+    summary = run_export(checkpoint=checkpoint, output=output, int8=int8, data=data, overwrite=overwrite, device_name=device)
+    print(json.dumps(summary) if json_ else summary["output"])
 
 
 def show_version(value: bool) -> None:

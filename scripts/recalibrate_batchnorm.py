@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from fercli.averaging import recompute_batchnorm
-from fercli.calibration import fit_temperature
-from fercli.checkpoint import load_model, read_checkpoint, save_checkpoint
+from fercli.train.averaging import recompute_batchnorm
+from fercli.train.calibration import fit_temperature
+from fercli.model.checkpoint import load_model, read_checkpoint, save_checkpoint
 from fercli.console import error, out
 from fercli.errors import FerError
-from fercli.evaluation import load_split
-from fercli.inference import TorchClassifier, predict_logits
+from fercli.evaluate.scoring import load_split
+from fercli.model.torch_backend import TorchClassifier, predict_logits
 from fercli.runs import refuse_overwrite
 
 

@@ -89,8 +89,8 @@ def fer_folders(tmp_path) -> Path:
 @pytest.fixture
 def trained_checkpoint(tmp_path, fer_folders) -> Path:
     from fercli.config import load_config
-    from fercli.data import load_dataset
-    from fercli.engine import SilentReporter, fit
+    from fercli.data.dataset import load_dataset
+    from fercli.train.loop import SilentReporter, fit
     from fercli.runs import new_run_dir
 
     import torch

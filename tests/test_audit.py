@@ -7,7 +7,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import write_fer_folders
-from fercli.audit import find_twins, has_twin_in
+from fercli.evaluate.audit import find_twins, has_twin_in
 from fercli.cli import app
 
 runner = CliRunner()

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from fercli.augment import augment_batch, tta_views
-from fercli.preprocess import Preprocess
+from fercli.model.views import tta_views
+from fercli.train.augment import augment_batch
+from fercli.model.preprocess import Preprocess
 from fercli.config import AugmentConfig
 
 PRE = Preprocess(image_size=48, input_size=40, channels=1, mean=0.5, std=0.25)
@@ -51,7 +52,7 @@ def test_erasing_zeroes_a_region():
 
 
 def test_cutmix_pastes_one_box_and_weighs_by_what_is_left():
-    from fercli.augment import cutmix
+    from fercli.train.augment import cutmix
 
     torch.manual_seed(0)
     x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 1, 40, 40).clone()  # image i is all i

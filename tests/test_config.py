@@ -52,8 +52,8 @@ def test_config_round_trips_through_plain_data():
 
 
 def test_shipped_configs_load_and_build_a_network_of_at_most_16_mb():
-    from fercli.engine import build_model
-    from fercli.models import count_parameters
+    from fercli.train.build import build_model
+    from fercli.model.nets import count_parameters
 
     paths = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
     assert len(paths) >= 10

@@ -5,7 +5,7 @@ from PIL import Image
 
 from conftest import CLASSES, class_image, write_class_folders, write_csv
 from fercli.config import DataConfig
-from fercli.data import load_dataset
+from fercli.data.dataset import load_dataset
 from fercli.errors import DataError
 
 
@@ -50,7 +50,7 @@ def test_generic_class_folders_any_size_and_colour(tmp_path):
 
 
 def test_cache_is_reused_and_invalidated(fer_folders, monkeypatch):
-    import fercli.data
+    import fercli.data.dataset
 
     cfg = DataConfig(root=str(fer_folders))
     first = load_dataset(cfg)
@@ -59,7 +59,7 @@ def test_cache_is_reused_and_invalidated(fer_folders, monkeypatch):
         raise AssertionError("decoded again: the cache was not used")
 
     with monkeypatch.context() as patch:  # how fast a cached load is: benchmarks/data_load.py
-        patch.setattr(fercli.data, "decode_dataset", no_decoding)
+        patch.setattr(fercli.data.dataset, "decode_dataset", no_decoding)
         second = load_dataset(cfg)
     assert second.fingerprint == first.fingerprint
     assert torch.equal(second.splits["train"].images, first.splits["train"].images)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from fercli.draw import DARK, GREEN, draw_bars, draw_faces, draw_timeline, longest_seen
-from fercli.faces import Face
+from fercli.faces.draw import DARK, GREEN, draw_bars, draw_faces, draw_timeline, longest_seen
+from fercli.faces.analyzer import Face
 
 FACE = Face((1200, 700, 60, 70), label="happy", scores={"happy": 0.88, "neutral": 0.03, "sad": 0.02, "angry": 0.01})
 

@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
-from fercli.checkpoint import load_model, read_checkpoint
+from fercli.model.checkpoint import load_model, read_checkpoint
 from fercli.config import config_from_dict, load_config
-from fercli.data import load_dataset
-from fercli.calibration import fit_temperature
-from fercli.engine import SilentReporter, fit, lr_factor, teacher_probs, with_teacher_targets
+from fercli.data.dataset import load_dataset
+from fercli.train.calibration import fit_temperature
+from fercli.train.loop import SilentReporter, fit
+from fercli.train.build import lr_factor
+from fercli.train.distill import teacher_probs, with_teacher_targets
 from fercli.errors import ConfigError
-from fercli.inference import predict_logits
+from fercli.model.torch_backend import predict_logits
 from fercli.runs import new_run_dir
 
 
@@ -106,8 +108,8 @@ def test_temperature_fit_of_a_barely_trained_network_is_its_best_not_nan():
 
 
 def test_library_imports_no_cli_or_plotting_libraries():
-    # Not fercli.evaluation: scikit-learn (its metrics) imports rich itself.
-    modules = "fercli.engine, fercli.faces, fercli.classifier, fercli.detect, fercli.align, fercli.inference, fercli.export"
+    # Not fercli.evaluate.scoring: scikit-learn (its metrics) imports rich itself.
+    modules = "fercli.train.loop, fercli.faces.analyzer, fercli.model.classifier, fercli.faces.detect, fercli.faces.align, fercli.model.torch_backend, fercli.model.export"
     code = f"import sys, {modules}; print(sorted(m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
@@ -197,7 +199,7 @@ def test_bf16_teachers_give_nearly_the_fp32_targets(trained_checkpoint):
 def test_cpu_bf16_is_opt_in_and_only_where_the_cpu_has_it(monkeypatch):
     import torch
 
-    from fercli import device as device_module
+    from fercli.model import device as device_module
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_module, "cpu_has_bf16_units", lambda: True)
@@ -248,7 +250,7 @@ def test_progress_starts_at_the_first_step_and_shows_validation(tmp_path, fer_fo
 
 
 def test_a_run_that_answers_one_class_for_everything_is_called_collapsed_once(tmp_path, fer_folders, monkeypatch):
-    import fercli.engine as engine
+    import fercli.train.loop as engine
 
     def answers(pick):
         def predict_logits(model, images, *args, **kwargs):
@@ -283,7 +285,7 @@ def test_every_thread_of_a_cpu_training_flushes_denormal_floats(tmp_path, fer_fo
         "    torch.ones(1_000_000) * 2  # a loader's first parallel operation starts the worker threads\n"
         "    return real(*args, **kwargs)\n"
         "command.load_dataset = load_big_dataset\n"
-        f"command.run_training(None, {overrides!r}, None, 'cpu')\n"
+        f"command.run_training(config_path=None, overrides={overrides!r}, resume=None, device_name='cpu')\n"
         "smallest = torch.from_numpy(np.ones(1_000_000, dtype=np.uint32).view(np.float32))  # denormal, no arithmetic\n"
         "print('denormals left', int(((smallest * 1.0) != 0).sum()))\n"  # halves of it go to different threads
     )
@@ -301,8 +303,8 @@ def test_training_on_a_cpu_keeps_freed_memory_instead_of_faulting_it_back_each_s
     script = (
         "import resource, statistics, sys, torch\n"
         "from fercli.config import load_config\n"
-        "from fercli.device import keep_freed_memory\n"
-        "from fercli.engine import build_model\n"
+        "from fercli.model.device import keep_freed_memory\n"
+        "from fercli.train.build import build_model\n"
         "kept = keep_freed_memory() if sys.argv[1] == 'keep' else False\n"
         "torch.manual_seed(0)\n"
         "net = build_model(load_config('fer2013'), 7)\n"
@@ -389,7 +391,7 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(tmp_pa
 
 
 def test_weight_average_is_the_mean_of_the_learnt_weights_only():
-    from fercli.averaging import WeightAverage
+    from fercli.train.averaging import WeightAverage
 
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     average, seen = WeightAverage(), []
@@ -408,9 +410,9 @@ def test_weight_average_is_the_mean_of_the_learnt_weights_only():
 
 
 def test_batchnorm_statistics_are_measured_again_on_the_centre_crops():
-    from fercli.augment import tta_views
-    from fercli.averaging import recompute_batchnorm
-    from fercli.preprocess import Preprocess
+    from fercli.model.views import tta_views
+    from fercli.train.averaging import recompute_batchnorm
+    from fercli.model.preprocess import Preprocess
 
     pre = Preprocess(image_size=8, input_size=6, channels=1, mean=0.5, std=0.25)
     images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)

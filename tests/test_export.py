@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fercli.checkpoint import file_fingerprint
-from fercli.classifier import open_classifier
+from fercli.model.checkpoint import file_fingerprint
+from fercli.model.classifier import open_classifier
 from fercli.cli import app
-from fercli.inference import TorchClassifier
-from fercli.onnx_model import OnnxClassifier
-from fercli.shipped import shipped_model
+from fercli.model.torch_backend import TorchClassifier
+from fercli.model.onnx_backend import OnnxClassifier
+from fercli.model.shipped import shipped_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 runner = CliRunner()

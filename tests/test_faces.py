@@ -13,11 +13,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fercli import FaceAnalyzer
-from fercli.align import LOW_CONTRAST, YUNET_FRAMING, Square, crop_square, even_exposure, eye_angle, face_square
+from fercli.faces.align import LOW_CONTRAST, YUNET_FRAMING, Square, crop_square, even_exposure, eye_angle, face_square
 from fercli.cli import app
-from fercli.detect import Detection
+from fercli.faces.detect import Detection
 from fercli.errors import InputError
-from fercli.images import PANORAMA_STRETCH, longest_side_for
+from fercli.faces.images import PANORAMA_STRETCH, longest_side_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ASTRONAUT_BOX = (178, 63, 90, 114)  # YuNet's box on examples/astronaut.jpg (x, y, w, h)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fercli.classifier import open_classifier
+from fercli.model.classifier import open_classifier
 from fercli.cli import app
-from fercli.ferplus import VOTE_COLUMNS, majority
+from fercli.data.ferplus import VOTE_COLUMNS, majority
 
 runner = CliRunner()
 
@@ -61,7 +61,7 @@ def test_images_fer_plus_never_labelled_are_one_line(tmp_path, monkeypatch, fer_
 
 def test_packaged_votes_find_kaggle_files_wherever_the_data_sits(tmp_path):
     """The votes ship inside fer (MIT notice beside them) and match by split/class/file name."""
-    from fercli.ferplus import PACKAGED_VOTES, votes_lookup
+    from fercli.data.ferplus import PACKAGED_VOTES, votes_lookup
 
     assert PACKAGED_VOTES.is_file() and PACKAGED_VOTES.with_name("FERPLUS-LICENSE").is_file()
     lookup, where = votes_lookup(tmp_path)  # no ferplus.csv here: the packaged file
@@ -94,7 +94,7 @@ def test_microsofts_fer2013new_csv_beside_the_challenge_csv(tmp_path, monkeypatc
 
 
 def test_vote_distribution_by_hand():
-    from fercli.ferplus import FERPLUS_CLASSES, vote_distribution
+    from fercli.data.ferplus import FERPLUS_CLASSES, vote_distribution
 
     target = vote_distribution(votes(happiness=6, surprise=3, anger=1), FERPLUS_CLASSES)  # the single anger vote drops
     assert target.tolist() == [0, 0, 0, 0, pytest.approx(6 / 9), 0, 0, pytest.approx(3 / 9)]
@@ -106,9 +106,9 @@ def test_training_on_vote_distributions(tmp_path, fer_folders):
     """data.targets=votes: the training split carries each image's vote distribution, and trains on it."""
     from conftest import tiny_overrides
     from fercli.config import load_config
-    from fercli.data import load_dataset
+    from fercli.data.dataset import load_dataset
     from fercli.errors import ConfigError
-    from fercli.ferplus import ferplus_dataset
+    from fercli.data.ferplus import ferplus_dataset
 
     rows = [",".join(("file", *VOTE_COLUMNS))]
     for i, path in enumerate(sorted(p for p in fer_folders.rglob("*.jpg"))):
@@ -133,9 +133,9 @@ def test_mixed_targets_soften_fer2013_labels_with_the_votes(tmp_path, fer_folder
     image has no votes or only ones outside the seven."""
     from conftest import tiny_overrides
     from fercli.config import load_config
-    from fercli.data import load_dataset
+    from fercli.data.dataset import load_dataset
     from fercli.errors import ConfigError
-    from fercli.ferplus import mix_vote_targets
+    from fercli.data.ferplus import mix_vote_targets
 
     files = sorted(p for p in fer_folders.rglob("Training_*.jpg"))
     rows = [",".join(("file", *VOTE_COLUMNS))]
@@ -171,7 +171,7 @@ def test_mixed_targets_soften_fer2013_labels_with_the_votes(tmp_path, fer_folder
 def test_training_on_ferplus_labels_gives_an_8_class_model(tmp_path, fer_folders, monkeypatch):
     """data.labels=ferplus: FER+ majorities, contempt included; images without a majority are left out."""
     from conftest import tiny_overrides
-    from fercli.checkpoint import read_checkpoint
+    from fercli.model.checkpoint import read_checkpoint
 
     rows = [",".join(("file", *VOTE_COLUMNS))]
     for i, path in enumerate(sorted(p for p in fer_folders.rglob("*.jpg"))):
@@ -196,7 +196,7 @@ def test_the_shipped_ferplus_model_by_name():
     """-c ferplus: the shipped 8-class FER+ model (its ONNX export), scored on FER+ labels by default."""
     from pathlib import Path
 
-    from fercli.shipped import shipped_model
+    from fercli.model.shipped import shipped_model
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     result = runner.invoke(app, ["predict", str(examples / "astronaut.jpg"), "-c", "ferplus", "--json"])

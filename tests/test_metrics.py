@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fercli.metrics import (confusion, expected_calibration_error, most_confused, paired_comparison, reliability_bins,
+from fercli.evaluate.metrics import (confusion, expected_calibration_error, most_confused, paired_comparison, reliability_bins,
                             summary_metrics)
 
 # Four images, two classes. Confidences 0.9, 0.9 (right, wrong) and 0.65, 0.65 (right, right).

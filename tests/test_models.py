@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fercli.errors import ConfigError
-from fercli.models import count_parameters, create_model, list_models
+from fercli.model.nets import count_parameters, create_model, list_models
 
 
 def test_registry_lists_and_builds():

@@ -113,7 +113,7 @@ def test_hidden_files_and_folders_in_a_folder_are_left_out(tmp_path, trained_che
 
 def test_a_photo_piped_in_is_read_from_stdin(tmp_path, trained_checkpoint):
     """`curl -s URL | fer predict -`: the piped photo's faces, and its annotated copy named after stdin."""
-    from fercli.images import stdin_bytes
+    from fercli.faces.images import stdin_bytes
 
     stdin_bytes.cache_clear()  # read once per process: each invocation here is a new "process"
     piped = runner.invoke(app, ["predict", "-", "-c", str(trained_checkpoint), "--json", "-o", str(tmp_path / "out")],
@@ -185,7 +185,7 @@ def test_glob_and_missing_inputs(tmp_path, trained_checkpoint):
 
 
 def test_shipped_model_is_found():
-    from fercli.shipped import default_checkpoint
+    from fercli.model.shipped import default_checkpoint
 
     assert default_checkpoint(".pt").is_file() and default_checkpoint(".onnx").is_file()
 

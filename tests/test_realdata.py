@@ -4,7 +4,7 @@ import torch
 
 from conftest import SHARED_DATA, requires_real_data
 from fercli.config import DataConfig
-from fercli.data import FER_CLASSES, load_dataset
+from fercli.data.dataset import FER_CLASSES, load_dataset
 
 pytestmark = requires_real_data
 
@@ -18,9 +18,9 @@ def test_canonical_splits_and_class_order():
 
 
 def test_shipped_model_beats_the_seed_on_privatetest():
-    from fercli.checkpoint import load_model
-    from fercli.inference import predict_logits
-    from fercli.shipped import default_checkpoint
+    from fercli.model.checkpoint import load_model
+    from fercli.model.torch_backend import predict_logits
+    from fercli.model.shipped import default_checkpoint
 
     loaded = load_model(default_checkpoint(), torch.device("cpu"))
     test = load_dataset(DataConfig(root=str(SHARED_DATA))).splits["test"]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from fercli.augment import tta_views
-from fercli.averaging import evaluation_view
-from fercli.preprocess import Preprocess
+from fercli.model.views import tta_views
+from fercli.train.averaging import evaluation_view
+from fercli.model.preprocess import Preprocess
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "recalibrate_batchnorm.py"
 

@@ -313,7 +313,7 @@ def test_an_unreadable_class_folder_stops_training_instead_of_vanishing(tmp_path
     assert result.exit_code == 1 and "contempt (a link to a missing folder)" in result.stderr
     (fer_folders / "train" / "contempt").unlink()
 
-    from fercli import data
+    from fercli.data import dataset as data
 
     real_scandir = os.scandir
     def scandir(path):
@@ -333,7 +333,7 @@ def test_a_full_disk_mid_training_is_one_line_and_leaves_no_debris(tmp_path, fer
 
     from matplotlib.figure import Figure
 
-    from fercli import checkpoint
+    from fercli.model import checkpoint
 
     real_save, saves = checkpoint.torch.save, []
     def save(payload, path):
@@ -405,7 +405,7 @@ def test_a_diverged_model_is_refused_not_printed_as_nan(tmp_path, fer_folders, t
     one_error_line(run("predict", EXAMPLES / "astronaut.jpg", "-c", tmp_path / "nan.pt", "--json"), 1, "NaN or infinity")
     one_error_line(run("eval", "-c", tmp_path / "nan.pt", "--data", fer_folders), 1, "NaN or infinity")
 
-    from fercli.inference import TorchClassifier
+    from fercli.model.torch_backend import TorchClassifier
 
     monkeypatch.setattr(TorchClassifier, "probabilities", lambda self, crops, tta=None: np.full((len(crops), 7), np.nan))
     one_error_line(run("predict", EXAMPLES / "astronaut.jpg", "-c", trained_checkpoint, "--json"), 1, "gives NaN")

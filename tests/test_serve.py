@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from fercli.faces import FaceAnalyzer
-from fercli.serve import create_app
+from fercli.faces.analyzer import FaceAnalyzer
+from fercli.faces.serve import create_app
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PHOTO = (EXAMPLES / "astronaut.jpg").read_bytes()
@@ -150,11 +150,11 @@ def test_a_port_in_use_or_an_address_elsewhere_is_one_line_before_the_model_load
 
     from typer.testing import CliRunner
 
-    from fercli import faces
     from fercli.cli import app
+    from fercli.commands import serve as serve_command
 
     loaded = []
-    monkeypatch.setattr(faces, "FaceAnalyzer", lambda *a, **k: loaded.append(1))
+    monkeypatch.setattr(serve_command, "FaceAnalyzer", lambda *a, **k: loaded.append(1))
     runner = CliRunner()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -174,7 +174,7 @@ def test_a_port_in_use_or_an_address_elsewhere_is_one_line_before_the_model_load
 def test_the_page_address_is_one_a_browser_can_open():
     """--host 0.0.0.0 listens on every network, but http://0.0.0.0:8000 is no page: this computer's own address,
     then its address on the network (for a phone), are printed instead."""
-    from fercli.serve import page_addresses
+    from fercli.faces.serve import page_addresses
 
     every = page_addresses("0.0.0.0", 8000, "https")
     assert every[0] == "https://127.0.0.1:8000" and not any("0.0.0.0" in a or "//127." in a for a in every[1:])

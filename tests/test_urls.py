@@ -156,7 +156,7 @@ def test_address_failures_are_one_line_each(served, tmp_path, monkeypatch):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    monkeypatch.setattr("fercli.urls.MAX_DOWNLOAD_BYTES", 50_000)  # two_faces.jpg is larger
+    monkeypatch.setattr("fercli.faces.urls.MAX_DOWNLOAD_BYTES", 50_000)  # two_faces.jpg is larger
     expected = {
         f"{served}/gone.jpg": "the server answered 404",
         f"http://127.0.0.1:{closed}/photo.jpg": "cannot reach it",

@@ -149,8 +149,8 @@ def test_summary_table_of_a_long_video_lists_the_faces_seen_longest(capsys):
 
 
 def test_smoothing_follows_time_not_frames():
-    from fercli.faces import Face
-    from fercli.video import Tracker
+    from fercli.faces.analyzer import Face
+    from fercli.faces.video import Tracker
 
     classes = ("a", "b")
     tracker = Tracker(classes, smooth_s=1.0)
@@ -165,8 +165,8 @@ def test_smoothing_follows_time_not_frames():
 def test_tracks_last_across_sparse_sampling():
     """At --fps 0.5 (2 s between analysed frames) a face in place keeps its id; a track ends only when unseen both for
     a second and in the last analysed frames (before: a new id every frame, each track older than 1 s)."""
-    from fercli.faces import Face
-    from fercli.video import Tracker
+    from fercli.faces.analyzer import Face
+    from fercli.faces.video import Tracker
 
     tracker = Tracker(("a", "b"), smooth_s=0.5)
 

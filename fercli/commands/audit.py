@@ -7,15 +7,15 @@ import csv
 import json
 
 from fercli import console
-from fercli.audit import find_twins
+from fercli.evaluate.audit import find_twins
 from fercli.config import DataConfig
-from fercli.data import load_dataset
+from fercli.data.dataset import load_dataset
 from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
 PAIRS = (("train", "train"), ("val", "train"), ("test", "train"), ("test", "val"))
 
 
-def run_audit(data: str, *, name: str, as_json: bool) -> dict:
+def run_audit(*, data: str, name: str, as_json: bool) -> dict:
     check_run_name(name, "runs/audit")
     dataset = load_dataset(DataConfig(root=data, skip_bad=True), console.warn)
     splits = {k: s for k, s in dataset.splits.items() if len(s)}

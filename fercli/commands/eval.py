@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from fercli import console
-from fercli.checkpoint import file_fingerprint, training_data_root
+from fercli.model.checkpoint import file_fingerprint, training_data_root
 from fercli.choices import TTA, Labels
-from fercli.device import resolve_device
+from fercli.model.device import resolve_device
 from fercli.errors import DataError
-from fercli.evaluation import average_probs, build_report, clean_part, ensemble_probs, load_split, model_logits, open_classifiers
-from fercli.metrics import summary_metrics
+from fercli.evaluate.scoring import average_probs, build_report, clean_part, ensemble_probs, load_split, model_logits, open_classifiers
+from fercli.evaluate.metrics import summary_metrics
 from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
 
-def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
+def run_eval(*, checkpoints: list[Path] | None, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
              batch_size: int, device_name: str, labels_from: Labels | None = None) -> dict:
     check_run_name(name, "runs/eval")  # before the work, not after it
     device = resolve_device(device_name)
@@ -29,7 +29,7 @@ def run_eval(checkpoints: list[Path] | None, *, data: str | None, split: str, tt
     labels_from = Labels(labels_from or meta.get("labels") or meta.get("config", {}).get("data", {}).get("labels", "fer2013"))
     relabelled = None
     if Labels(labels_from) == Labels.ferplus:
-        from fercli.ferplus import relabel, votes_lookup
+        from fercli.data.ferplus import relabel, votes_lookup
 
         lookup, where = votes_lookup(Path(data or training_data_root(models[0].meta)))
         chosen, relabelled = relabel(chosen, lookup, models[0].classes)

@@ -16,11 +16,11 @@ import numpy as np
 from fercli import console
 from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
-from fercli.faces import FaceAnalyzer, ImageResult, min_face_advice
-from fercli.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
+from fercli.faces.analyzer import FaceAnalyzer, ImageResult, min_face_advice
+from fercli.faces.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
 from fercli.runs import refuse_overwrite, write_image_atomic
-from fercli.urls import download, is_url
-from fercli.video import Sampling, is_clip, is_video_path, media_name
+from fercli.faces.urls import download, is_url
+from fercli.faces.video import Sampling, is_clip, is_video_path, media_name
 
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 
@@ -235,7 +235,7 @@ def plan_saves(items: list[tuple[str, str]], save: Path | None, overwrite: bool,
 def save_annotated(result: ImageResult, target: Path, top_k: int) -> Path:
     import cv2
 
-    from fercli.draw import draw_faces
+    from fercli.faces.draw import draw_faces
 
     if is_url(result.path):  # fetched again: holding every photo of a batch until it is drawn would cost more
         rgb = read_photo_bytes(download(result.path), name=result.path).pixels

@@ -44,7 +44,7 @@ def run_status(run_dir: Path) -> dict | None:
             "resume": f"fer train --resume {run_dir}" if 0 < done < planned else ""}
 
 
-def run_runs(projects: list[Path], as_json: bool) -> int:
+def run_runs(*, projects: list[Path], as_json: bool) -> int:
     statuses = []
     for project in projects:
         if not project.is_dir():

@@ -7,19 +7,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from fercli import console
-from fercli.checkpoint import read_checkpoint
+from fercli.model.checkpoint import read_checkpoint
 from fercli.config import Config, config_from_dict, load_config, parse_override, save_config, set_dotted
-from fercli.data import load_dataset
-from fercli.device import resolve_device, tune_cpu
-from fercli.distributed import broadcast, init_distributed, shutdown
-from fercli.engine import SilentReporter, build_model, build_optimizer, fit, init_checkpoint, lr_factor
+from fercli.data.dataset import load_dataset
+from fercli.model.device import resolve_device, tune_cpu
+from fercli.train.distributed import broadcast, init_distributed, shutdown
+from fercli.train.loop import SilentReporter, fit
+from fercli.train.build import build_model, build_optimizer, init_checkpoint, lr_factor
 from fercli.errors import ConfigError, OutputError
 from fercli.runs import hold_run, new_run_dir
 
 RESUME_OVERRIDABLE = ("train.epochs", "runtime.")
 
 
-def run_training(config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> dict | None:
+def run_training(*, config_path: Path | None, overrides: list[str], resume: Path | None, device_name: str) -> dict | None:
     """Returns the run folder (None on the non-zero ranks of a torchrun job)."""
     if resume is not None:
         cfg, run_dir, state = prepare_resume(resume, overrides)
@@ -33,11 +34,11 @@ def run_training(config_path: Path | None, overrides: list[str], resume: Path | 
     tune_cpu(device, cfg.runtime.threads)  # before the data loads: its first parallel operation starts the threads
     data = load_dataset(cfg.data, warn=console.warn)
     if cfg.data.labels == "ferplus":
-        from fercli.ferplus import ferplus_dataset
+        from fercli.data.ferplus import ferplus_dataset
 
         data = ferplus_dataset(data, Path(cfg.data.root), warn=console.warn, soft=cfg.data.targets == "votes")
     elif cfg.data.targets == "mixed":
-        from fercli.ferplus import mix_vote_targets
+        from fercli.data.ferplus import mix_vote_targets
 
         data = mix_vote_targets(data, Path(cfg.data.root), cfg.data.vote_weight, warn=console.info)
     check_recipe(cfg, data.classes)

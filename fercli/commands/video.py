@@ -13,9 +13,9 @@ import numpy as np
 
 from fercli import console
 from fercli.errors import InputError
-from fercli.faces import FaceAnalyzer, min_face_advice
+from fercli.faces.analyzer import FaceAnalyzer, min_face_advice
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
-from fercli.video import FrameResult, Sampling, VideoInfo, analyze_video, media_name, open_clip
+from fercli.faces.video import FrameResult, Sampling, VideoInfo, analyze_video, media_name, open_clip
 
 TABLE_FACES = 20  # the faces seen longest; a long video's broken tracks and passers-by would fill the screen
 # OpenCV's FFmpeg has no H.264 encoder (a GPL/patent matter): .mp4 holds MPEG-4 Part 2, which players read and browsers
@@ -96,7 +96,7 @@ class Outputs:
             if self.analysed % 8 == 0:
                 self.csv_file.flush()
         if self.writer is not None:
-            from fercli.draw import draw_faces
+            from fercli.faces.draw import draw_faces
 
             # A camera's frames come when they come, and those that came while fer was busy are skipped: written by the
             # clock instead (a frame repeated until the next, or left out), the video plays in real time, not faster.
@@ -116,7 +116,7 @@ class Outputs:
         summary = self.summary(decoded, seconds, interrupted, damaged)
         write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json")
         if self.times:
-            from fercli.draw import draw_timeline
+            from fercli.faces.draw import draw_timeline
 
             picture = draw_timeline(self.times, {i: np.stack(p) for i, p in self.probs.items()}, self.classes,
                                     f"{Path(self.label).name}: smoothed expression probabilities per face",
@@ -192,7 +192,7 @@ def report(summary: dict, run_dir: Path, as_json: bool) -> None:
         console.result_line(f"{summary['path']}: no face found in {summary['frames_analysed']} analysed frames" +
                             (f", but {small}" if small else " (small faces, a wide shot: --detect-size 1280)"))
     else:
-        from fercli.draw import longest_seen
+        from fercli.faces.draw import longest_seen
 
         shown = set(longest_seen({f["face_id"]: f["frames"] for f in summary["faces"]}, most=TABLE_FACES))
         rows = [[f["face_id"], f"{f['first_s']:.1f}-{f['last_s']:.1f} s", f["frames"], f["dominant"],

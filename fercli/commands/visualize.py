@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fercli.device import resolve_device
+from fercli.model.device import resolve_device
 from fercli.errors import InputError
 from fercli import console
 from fercli.choices import TTA
-from fercli.evaluation import ensemble_probs, load_split, open_classifiers
+from fercli.evaluate.scoring import ensemble_probs, load_split, open_classifiers
 from fercli.runs import new_file_path, refuse_overwrite
 
 
-def run_visualize(n: int, checkpoints: list[Path] | None, data: str | None, split: str, seed: int, errors: bool,
+def run_visualize(*, n: int, checkpoints: list[Path] | None, data: str | None, split: str, seed: int, errors: bool,
                   pair: str | None, least_confident: bool, out: Path | None, overwrite: bool, device_name: str) -> dict:
     if n < 1:
         raise InputError(f"--n {n}: need at least one image")

@@ -1,8 +1,8 @@
-"""Training and evaluation loops. ``fit`` reads as the list of steps a training run takes."""
+"""The training loop. ``fit`` reads as the list of steps a training run takes; what it is built from is in
+``build``, distillation in ``distill``, weight averaging in ``averaging``."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -13,19 +13,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.augment import augment_batch, cutmix, mixup
-from fercli.averaging import WeightAverage, recompute_batchnorm
-from fercli.calibration import calibrate_best
-from fercli.checkpoint import build_checkpoint, load_model, read_checkpoint, save_checkpoint
 from fercli.config import Config, config_to_dict
-from fercli.data import Dataset, Split
-from fercli.device import autocast_dtype
-from fercli.distributed import Distributed, wrap_model
-from fercli.errors import ConfigError, TrainingError
-from fercli.inference import predict_logits
-from fercli.models import count_parameters, create_model
-from fercli.preprocess import Preprocess
+from fercli.data.dataset import Dataset, Split
+from fercli.errors import TrainingError
+from fercli.model.checkpoint import build_checkpoint, save_checkpoint
+from fercli.model.device import autocast_dtype
+from fercli.model.nets import count_parameters
+from fercli.model.preprocess import Preprocess
+from fercli.model.torch_backend import predict_logits
 from fercli.runs import write_metrics_csv
+from fercli.train.augment import augment_batch, cutmix, mixup
+from fercli.train.averaging import WeightAverage, recompute_batchnorm
+from fercli.train.build import (autocast, build_criterion, build_model, build_optimizer, build_preprocess, model_args,
+                                set_lr, start_from)
+from fercli.train.calibration import calibrate_best
+from fercli.train.distill import load_teachers, teacher_probs, with_teacher_targets
+from fercli.train.distributed import Distributed, wrap_model
 
 
 REPORT_EVERY = 10  # training steps between progress reports (each one reads the running sums back from the device)
@@ -149,150 +152,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch + 1)
 
 
-def build_preprocess(cfg: Config, train: Split) -> Preprocess:
-    pixels = train.images[:10_000].float() / 255.0
-    size = cfg.data.image_size
-    crop = cfg.augment.crop or size
-    return Preprocess(size, crop, cfg.data.channels, round(float(pixels.mean()), 4), round(float(pixels.std()), 4))
-
-
-def model_args(cfg: Config, num_classes: int) -> dict:
-    args = {"in_channels": cfg.data.channels, "num_classes": num_classes, **cfg.model.args}
-    if cfg.model.name == "seed_cnn":
-        args.setdefault("input_size", cfg.augment.crop or cfg.data.image_size)
-    return args
-
-
-def build_model(cfg: Config, num_classes: int) -> nn.Module:
-    return create_model(cfg.model.name, **model_args(cfg, num_classes))
-
-
-def start_from(path: str, net: nn.Module, cfg: Config, classes, pre: Preprocess) -> Preprocess:
-    """Copy a checkpoint's weights into the fresh ``net`` and keep the pixel mean/std they were trained with."""
-    payload = init_checkpoint(path, cfg, classes)
-    net.load_state_dict(payload["state_dict"])
-    return replace(pre, mean=payload["preprocess"]["mean"], std=payload["preprocess"]["std"])
-
-
-def init_checkpoint(path: str, cfg: Config, classes) -> dict:
-    """train.init's checkpoint, refused unless it holds this recipe's model, classes and input size."""
-    if not Path(path).expanduser().is_file():
-        raise ConfigError(f"train.init: checkpoint not found: {path} (give the best.pt or last.pt of an earlier run)")
-    payload = read_checkpoint(Path(path).expanduser())
-    wanted = {"name": cfg.model.name, "args": model_args(cfg, len(classes))}
-    if payload["model"] != wanted:
-        raise ConfigError(f"train.init: {path} holds model {payload['model']['name']} {payload['model']['args']}, this recipe "
-                          f"builds {wanted['name']} {wanted['args']}; set model.name and model.args to match it")
-    if list(payload["classes"]) != list(classes):
-        raise ConfigError(f"train.init: {path} was trained on classes {', '.join(payload['classes'])}, this data has "
-                          f"{', '.join(classes)}; fine-tune on data with the same class folders")
-    size = payload["preprocess"]["input_size"]
-    if size != (cfg.augment.crop or cfg.data.image_size):
-        raise ConfigError(f"train.init: {path} takes {size} px inputs, this recipe gives "
-                          f"{cfg.augment.crop or cfg.data.image_size} px; set augment.crop={size}")
-    return payload
-
-
-def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
-    o = cfg.optim
-    # No weight decay on BatchNorm and biases: decaying them only fights the normalisation.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.momentum > 0)
-    if o.name == "adam":
-        # The seed used Adam's coupled L2 on every parameter; keep that exactly.
-        return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-    if o.name == "adamw":
-        return torch.optim.AdamW(groups, lr=o.lr)
-    raise ConfigError(f"optim.name: unknown optimizer {o.name!r} (use sgd, adam or adamw)")
-
-
-def lr_factor(cfg: Config, progress: float) -> float:
-    """LR multiplier at ``progress`` epochs (fractional) into the run."""
-    o, total = cfg.optim, cfg.train.epochs
-    if o.warmup_epochs > 0 and progress < o.warmup_epochs and o.schedule != "onecycle":
-        return (progress + 1e-3) / o.warmup_epochs
-    if o.schedule == "constant":
-        return 1.0
-    if o.schedule == "multistep":
-        return o.gamma ** sum(progress >= m for m in o.milestones)
-    if o.schedule == "cosine":
-        start = o.warmup_epochs
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - start) / max(total - start, 1e-9))))
-    if o.schedule == "onecycle":
-        peak = 0.3 * total
-        if progress < peak:
-            return 0.04 + 0.96 * 0.5 * (1 - math.cos(math.pi * progress / peak))
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - peak) / (total - peak))))
-    raise ConfigError(f"optim.schedule: unknown schedule {o.schedule!r} (use constant, multistep, cosine or onecycle)")
-
-
-def build_criterion(cfg: Config, train: Split, device: torch.device) -> nn.Module:
-    weight = None
-    if cfg.optim.class_weights:
-        counts = torch.bincount(train.labels, minlength=int(train.labels.max()) + 1).float().clamp(min=1)
-        weight = (counts.sum() / (len(counts) * counts)).to(device)
-    return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.optim.label_smoothing)
-
-
-def load_teachers(paths: tuple[str, ...], classes: tuple[str, ...], device: torch.device) -> list:
-    teachers = [load_model(p, device) for p in paths]
-    for path, teacher in zip(paths, teachers):
-        if teacher.classes != classes:  # its probabilities would land on the wrong classes without a word
-            raise ConfigError(f"train.teacher: {path} predicts {list(teacher.classes)}, the data has {list(classes)}; "
-                              "a teacher must know the same classes in the same order")
-    return teachers
-
-
-def with_teacher_targets(data: Dataset, teachers: list, cfg: Config, device, run_dir: Path, reporter: Reporter,
-                         write: bool = True) -> Dataset:
-    """The training split with targets that mix its labels (or vote distributions) with the teachers'."""
-    train = data.splits["train"]
-    for path, teacher in zip(cfg.train.teacher, teachers):
-        if (teacher.preprocess.image_size, teacher.preprocess.channels) != (train.images.shape[-1], train.images.shape[1]):
-            raise ConfigError(f"train.teacher: {path} reads {teacher.preprocess.image_size}-pixel images with "
-                              f"{teacher.preprocess.channels} channel(s), unlike data.image_size/data.channels; "
-                              "offline distillation labels the data's own images: use teachers trained at that size")
-    probs = cached_teacher_probs(teachers, train, cfg, device, run_dir / "teacher_targets.pt", reporter, write)
-    labels = train.soft if train.soft is not None else F.one_hot(train.labels, len(data.classes)).float()
-    w = cfg.train.distill_weight
-    return replace(data, splits={**data.splits, "train": replace(train, soft=(1 - w) * labels + w * probs)})
-
-
-def cached_teacher_probs(teachers: list, train: Split, cfg: Config, device, path: Path, reporter: Reporter,
-                         write: bool) -> torch.Tensor:
-    """Labelling the training split takes minutes on a CPU: done once per run, kept beside last.pt for --resume.
-    The key names the teachers' files, the temperature and the images, so a stale file is never used."""
-    import hashlib
-
-    from fercli.checkpoint import file_fingerprint
-    from fercli.runs import write_atomic
-
-    parts = [file_fingerprint(p) for p in cfg.train.teacher] + [str(cfg.train.distill_temperature), str(len(train))]
-    key = hashlib.sha1("|".join(parts).encode() + train.images.numpy().tobytes()).hexdigest()[:16]
-    if path.is_file():
-        cached = torch.load(path, weights_only=True)
-        if cached.get("key") == key:
-            return cached["probs"]
-    reporter.message(f"teachers labelling the {len(train):,} training images (flip-averaged), once for this run")
-    per_teacher = []
-    for number, (source, teacher) in enumerate(zip(cfg.train.teacher, teachers), start=1):
-        per_teacher.append(offline_teacher_probs(teacher, train.images, cfg.train.distill_temperature, device))
-        reporter.message(f"  teacher {number}/{len(teachers)} done: {source}")
-    probs = torch.stack(per_teacher).mean(0)
-    if write:
-        write_atomic(path, lambda tmp: torch.save({"key": key, "probs": probs}, tmp))
-    return probs
-
-
-def offline_teacher_probs(teacher, images: torch.Tensor, t: float, device) -> torch.Tensor:
-    """[N, K]: the teacher's flip-TTA log-probability for each whole (un-augmented) image, softened by ``t``.
-    The teacher sees the image as its own evaluation does (its centre crop)."""
-    return F.softmax(predict_logits(teacher.model, images, teacher.preprocess, device, tta="flip") / t, dim=1)
-
-
 # ---------------------------------------------------------------- one epoch
 
 
@@ -336,17 +195,6 @@ def train_one_epoch(model, split: Split, pre: Preprocess, cfg: Config, optimizer
             "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 1), "images_per_s": round(seen / seconds, 1)}
 
 
-def set_lr(optimizer, cfg: Config, progress: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = cfg.optim.lr * lr_factor(cfg, progress)
-
-
-def autocast(device: torch.device, dtype):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 def compute_loss(model, x, labels, criterion, cfg: Config, gen, teachers: list, pre: Preprocess):
     """``labels``: class indices [N], or target distributions [N, K]."""
     mix = pick_mix(cfg, gen)
@@ -374,25 +222,6 @@ def pick_mix(cfg: Config, gen: torch.Generator):
     if len(choices) == 2:
         return choices[int(torch.randint(2, (1,), generator=gen))]
     return choices[0] if choices else None
-
-
-@torch.no_grad()
-def teacher_probs(teachers: list, x: torch.Tensor, pre: Preprocess, t: float, flip: bool = False,
-                  dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The teachers' averaged softened probabilities for the student's own (augmented) batch. With ``flip``
-    each teacher also sees the mirror image, as flip TTA does: long-trained teachers gain a point from it.
-    ``dtype``: the teachers' autocast precision (bf16: train.teacher_bf16), whatever the student's."""
-    probs = []
-    for teacher in teachers:
-        tp = teacher.preprocess
-        xt = (x.float() * pre.std + pre.mean - tp.mean) / tp.std
-        if xt.shape[-1] != tp.input_size:
-            xt = F.interpolate(xt, size=(tp.input_size, tp.input_size), mode="bilinear", align_corners=False)
-        for view in (xt, xt.flip(-1)) if flip else (xt,):
-            with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                logits = teacher.model(view)
-            probs.append(F.softmax(logits.float() / t, dim=1))
-    return torch.stack(probs).mean(0)
 
 
 # ---------------------------------------------------------------- evaluation

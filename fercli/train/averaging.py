@@ -9,8 +9,8 @@ import copy
 import torch
 from torch import nn
 
-from fercli.augment import tta_views
-from fercli.preprocess import Preprocess
+from fercli.model.views import tta_views
+from fercli.model.preprocess import Preprocess
 
 
 class WeightAverage:

@@ -13,41 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from fercli.config import AugmentConfig
-from fercli.preprocess import Preprocess
-
-
-def normalize(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """uint8 [N,C,H,W] -> float, scaled to 0..1 and standardised."""
-    return (images.float() / 255.0 - pre.mean) / pre.std
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
-
-
-def prepare_eval(images: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    x = normalize(images, pre)
-    if x.shape[-1] != pre.image_size:
-        x = F.interpolate(x, size=(pre.image_size, pre.image_size), mode="bilinear", antialias=True)
-    return center_crop(x, pre.input_size)
-
-
-def tta_views(images: torch.Tensor, pre: Preprocess, mode: str) -> list[torch.Tensor]:
-    """The views whose probabilities are averaged: none | flip | tencrop."""
-    x = normalize(images, pre)
-    if mode == "none":
-        return [center_crop(x, pre.input_size)]
-    if mode == "flip":
-        center = center_crop(x, pre.input_size)
-        return [center, center.flip(-1)]
-    if mode == "tencrop":
-        s, full = pre.input_size, pre.image_size
-        corners = [(0, 0), (0, full - s), (full - s, 0), (full - s, full - s)]
-        crops = [x[..., t : t + s, l : l + s] for t, l in corners] + [center_crop(x, s)]
-        return crops + [c.flip(-1) for c in crops]
-    raise ValueError(f"unknown TTA mode {mode!r}")
+from fercli.model.preprocess import Preprocess
+from fercli.model.views import normalize
 
 
 def augment_batch(images: torch.Tensor, pre: Preprocess, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

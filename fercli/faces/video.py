@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from fercli.errors import InputError
-from fercli.faces import Face, FaceAnalyzer
-from fercli.images import (IMAGE_SUFFIXES, STDIN, Photo, animation_frames, frame_durations, is_animated, is_image_path,
+from fercli.faces.analyzer import Face, FaceAnalyzer
+from fercli.faces.images import (IMAGE_SUFFIXES, STDIN, Photo, animation_frames, frame_durations, is_animated, is_image_path,
                            not_a_photo)
-from fercli.urls import PLAYLIST_SUFFIXES, is_stream, is_url, served_kind, url_stem, url_suffix
+from fercli.faces.urls import PLAYLIST_SUFFIXES, is_stream, is_url, served_kind, url_stem, url_suffix
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".asf", ".flv", ".vob",
                   ".3gp", ".3g2",  # older phones' and messaging apps' videos

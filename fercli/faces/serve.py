@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fercli import __version__
 from fercli.errors import InputError
-from fercli.faces import FaceAnalyzer
+from fercli.faces.analyzer import FaceAnalyzer
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_WAITING = 8
@@ -32,7 +32,7 @@ class TooLarge(Exception):
 
 
 def web_folder() -> Path:
-    return Path(str(resources.files("fercli") / "web"))
+    return Path(str(resources.files("fercli.faces") / "web"))
 
 
 def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, max_waiting: int = MAX_WAITING) -> FastAPI:

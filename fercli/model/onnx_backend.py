@@ -9,7 +9,7 @@ import numpy as np
 
 from fercli.choices import TTA
 from fercli.errors import CheckpointError, InputError
-from fercli.preprocess import Preprocess
+from fercli.model.preprocess import Preprocess
 
 TENCROP_NEEDS_PT = ("--tta tencrop needs a .pt checkpoint: an ONNX export has its centre crop built in "
                     "(use --tta none or flip with .onnx, or -c with a .pt file)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fercli.faces import Face
+from fercli.faces.analyzer import Face
 
 GREEN, WHITE, DARK = (0, 200, 0), (255, 255, 255), (40, 40, 40)
 

@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.augment import tta_views
-from fercli.checkpoint import LoadedModel, load_model
+from fercli.model.views import tta_views
+from fercli.model.checkpoint import LoadedModel, load_model
 from fercli.choices import TTA
-from fercli.device import resolve_device
-from fercli.models import count_parameters
-from fercli.preprocess import Preprocess
+from fercli.model.device import resolve_device
+from fercli.model.nets import count_parameters
+from fercli.model.preprocess import Preprocess
 
 
 @torch.inference_mode()

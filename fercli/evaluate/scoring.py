@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fercli.checkpoint import training_data_root
+from fercli.model.checkpoint import training_data_root
 from fercli.choices import TTA
-from fercli.classifier import Classifier, open_classifier
+from fercli.model.classifier import Classifier, open_classifier
 from fercli.config import DataConfig
-from fercli.data import Dataset, Split, Warn, load_dataset
+from fercli.data.dataset import Dataset, Split, Warn, load_dataset
 from fercli.errors import DataError, InputError
-from fercli.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
-from fercli.shipped import default_checkpoint
+from fercli.evaluate.metrics import confusion, most_confused, per_class_metrics, reliability_bins, summary_metrics
+from fercli.model.shipped import default_checkpoint
 
 
 def open_classifiers(paths: list[Path] | None, device: torch.device, batch_size: int | None = None) -> tuple[list[Path], list[Classifier]]:
@@ -50,7 +50,7 @@ def load_split(data: str | None, models: list[Classifier], split: str, warn: War
 def clean_part(chosen: Split, dataset: Dataset, split: str) -> np.ndarray | None:
     """bool [N]: the images of ``chosen`` with no twin in the training split (None when that means nothing:
     the split is train, includes it, or the dataset has none)."""
-    from fercli.audit import has_twin_in
+    from fercli.evaluate.audit import has_twin_in
 
     train = dataset.splits.get("train")
     if split in ("train", "all") or train is None or len(train) == 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fercli.errors import DataError
-from fercli.images import resize_square
+from fercli.faces.images import resize_square
 
 # The challenge csv numbers classes in this order; fer uses the alphabetical folder order.
 CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

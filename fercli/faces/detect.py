@@ -14,7 +14,7 @@ import numpy as np
 
 from fercli.choices import DETECT_SIZE, MIN_SCORE, DetectorName
 from fercli.errors import InputError
-from fercli.images import longest_side_for
+from fercli.faces.images import longest_side_for
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class YuNet:
     def __init__(self, *, detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, model: Path | None = None):
         import cv2
 
-        from fercli.shipped import yunet_model
+        from fercli.model.shipped import yunet_model
 
         self.detect_size, self.min_score = detect_size, min_score
         self.net = cv2.FaceDetectorYN.create(model=str(model or yunet_model()), config="", input_size=(320, 320),

@@ -15,8 +15,8 @@ import numpy as np
 
 from fercli.choices import TTA
 from fercli.errors import InputError
-from fercli.preprocess import Preprocess
-from fercli.shipped import SHIPPED_MODELS, default_checkpoint, shipped_model
+from fercli.model.preprocess import Preprocess
+from fercli.model.shipped import SHIPPED_MODELS, default_checkpoint, shipped_model
 
 
 class Classifier(Protocol):
@@ -50,10 +50,10 @@ def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_siz
     if path.suffix.lower() == ".onnx":
         if not on_cpu:
             raise InputError(f"--device {device}: ONNX models run on the CPU; pass a .pt checkpoint to use {device}")
-        from fercli.onnx_model import OnnxClassifier
+        from fercli.model.onnx_backend import OnnxClassifier
 
         return OnnxClassifier(path, **options)
-    from fercli.inference import TorchClassifier
+    from fercli.model.torch_backend import TorchClassifier
 
     return TorchClassifier.open(path, device=device, **options)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fercli.data import Dataset, Split, Warn
+from fercli.data.dataset import Dataset, Split, Warn
 from fercli.errors import DataError
 
 # FER+'s vote columns, and the fer class each emotion is (contempt has none among FER-2013's seven).

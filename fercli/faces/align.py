@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fercli.detect import Detection
+from fercli.faces.detect import Detection
 
 # Grey levels between a crop's 1st and 99th percentiles: 99% of FER-2013's training faces span more than 110, and a
 # face in a dark or washed-out photo far fewer (benchmarks/exposure.py).

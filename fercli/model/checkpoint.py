@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from fercli import __version__
-from fercli.preprocess import Preprocess
+from fercli.model.preprocess import Preprocess
 from fercli.errors import CheckpointError
-from fercli.models import count_parameters, create_model
+from fercli.model.nets import count_parameters, create_model
 from fercli.runs import write_atomic
 
 FORMAT_VERSION = 1

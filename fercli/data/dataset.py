@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from fercli.config import DataConfig
-from fercli.csvdata import SPLIT_NAMES, read_csv_splits
+from fercli.data.csvdata import SPLIT_NAMES, read_csv_splits
 from fercli.errors import DataError, InputError
-from fercli.images import is_image_path, read_image, resize_square
+from fercli.faces.images import is_image_path, read_image, resize_square
 from fercli.runs import write_atomic
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # folders sort alphabetically

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fercli.checkpoint import load_model, read_checkpoint, save_checkpoint
-from fercli.data import Split
-from fercli.inference import predict_logits
+from fercli.model.checkpoint import load_model, read_checkpoint, save_checkpoint
+from fercli.data.dataset import Split
+from fercli.model.torch_backend import predict_logits
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ import torch
 from torch import nn
 
 from fercli import __version__
-from fercli.augment import center_crop, normalize
-from fercli.preprocess import Preprocess
-from fercli.checkpoint import LoadedModel, file_fingerprint, load_model, training_data_root
-from fercli.device import resolve_device
-from fercli.errors import CheckpointError, DataError
-from fercli.onnx_model import ONNX_FORMAT_VERSION
+from fercli.model.views import center_crop, normalize
+from fercli.model.preprocess import Preprocess
+from fercli.model.checkpoint import LoadedModel, file_fingerprint, load_model
+from fercli.model.device import resolve_device
+from fercli.errors import CheckpointError
+from fercli.model.onnx_backend import ONNX_FORMAT_VERSION
 from fercli.runs import refuse_overwrite, write_atomic
 
 OPSET = 18
@@ -40,13 +41,11 @@ class PixelsToProbabilities(nn.Module):
         return torch.softmax(self.model(x) / self.temperature, dim=1)
 
 
-CALIBRATION_IMAGES = 512  # training images that set the int8 activation ranges (a seeded sample)
-
-
-def export_onnx(checkpoint: Path, output: Path, *, overwrite: bool = False, int8: bool = False, data: str | None = None,
-                warn=lambda _message: None, device_name: str = "cpu") -> Path:
-    """Write ``output``; with ``int8``, weights and activations of the convolutions and the linear layer are
-    quantised to 8 bits, their ranges set on training images from ``data`` (default: the checkpoint's data)."""
+def export_onnx(checkpoint: Path, output: Path, *, overwrite: bool = False,
+                calibration: Callable[[LoadedModel], tuple[np.ndarray, str]] | None = None, device_name: str = "cpu") -> Path:
+    """Write ``output``. With ``calibration`` (the loaded model -> float pixels [N, C, S, S] and where they came from),
+    weights and activations of the convolutions and the linear layer are quantised to 8 bits, their ranges set on
+    those images (``fercli.data.calibration_images`` samples the training split)."""
     try:
         import onnx  # the exporter needs onnx and onnxscript; fer predict needs only onnxruntime
         import onnxscript  # noqa: F401
@@ -58,8 +57,8 @@ def export_onnx(checkpoint: Path, output: Path, *, overwrite: bool = False, int8
     loaded = load_model(checkpoint, resolve_device(device_name))
     proto = trace_to_onnx(loaded)
     metadata = fer_metadata(loaded, checkpoint)
-    if int8:
-        images, source = calibration_images(loaded, data, warn)
+    if calibration is not None:
+        images, source = calibration(loaded)
         proto = quantize_int8(proto, images)
         metadata["quantization"] = (f"int8 static: QDQ, per-channel int8 weights, uint8 activations, reduce_range; "
                                     f"ranges from {len(images)} training images of {source}")
@@ -98,20 +97,6 @@ def fer_metadata(loaded: LoadedModel, checkpoint: Path) -> dict[str, str]:
         "source_checkpoint": checkpoint.name,
         "source_sha256": file_fingerprint(checkpoint),
     }
-
-
-def calibration_images(loaded: LoadedModel, data: str | None, warn) -> tuple[np.ndarray, str]:
-    """A seeded sample of the training split as float pixels [N, C, S, S], the graph's input."""
-    from fercli.config import DataConfig
-    from fercli.data import load_dataset
-
-    root = data or training_data_root(loaded.meta)
-    if not root:
-        raise DataError("--int8 needs training images to calibrate on; pass --data PATH")
-    dataset = load_dataset(DataConfig(root=root, image_size=loaded.image_size, channels=loaded.channels, skip_bad=True), warn)
-    train = dataset.splits["train"]
-    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:CALIBRATION_IMAGES]
-    return train.images[pick].float().numpy(), root
 
 
 def quantize_int8(proto, images: np.ndarray, batch: int = 64):

@@ -1,0 +1,1 @@
+"""``fer eval``, ``fer visualize`` and ``fer audit`` (PyTorch): scoring models on a dataset, metrics, twins."""

@@ -1,0 +1,2 @@
+"""``fer train`` (PyTorch): the loop, its builders, augmentation, distillation, weight averaging, calibration and
+data-parallel training."""
