@@ -125,6 +125,7 @@ def evaluate(
     split: SplitOpt = "test",
     tta: Annotated[TTA, typer.Option("--tta", help="Test-time augmentation (.onnx files: none or flip).")] = TTA.none,
     labels: Annotated[Optional[Labels], typer.Option("--labels", help="fer2013: the dataset's labels; ferplus: FER+'s crowd majority (votes shipped with fer for FER-2013's Kaggle folders; Microsoft's fer2013new.csv beside a fer2013.csv; images without a majority among the model's classes are left out, and counted). Default: what the model was trained on.", show_default=False)] = None,
+    detect: Annotated[bool, typer.Option("--detect", help="The images are photos: find each one's largest face as fer predict does (detector, alignment, framing) and score its crop; a photo with no face found counts as wrong (accuracy on the faces found is shown beside). Crops are cached per dataset.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print only metrics.json to stdout.")] = False,
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the runs/eval/ folder.")] = "exp",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Images per forward pass.")] = 512,
@@ -135,11 +136,14 @@ def evaluate(
 
     \b
     Example: fer eval --data ../shared/data/fer2013 --tta tencrop --labels ferplus
+
+    \b
+    Photos of faces, one folder per class: fer eval --data my_photos/ --split all --detect
     """
     from fercli.commands.eval import run_eval
 
     run_eval(checkpoints=checkpoint, data=data, split=split, tta=tta, as_json=json_, name=name, batch_size=batch_size, device_name=device,
-             labels_from=labels)
+             labels_from=labels, detect=detect)
 
 
 @app.command()

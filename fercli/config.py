@@ -21,7 +21,7 @@ from fercli.errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: str = "../shared/data/fer2013"
+    root: str = ""  # a FER-2013 folder or csv, or class folders: --data PATH or data.root=PATH
     image_size: int = 48  # images are decoded (and cached) at this size
     channels: int = 1  # 1 = gray, 3 = RGB
     val_fraction: float = 0.1  # only used when the data has no validation split of its own
@@ -31,6 +31,9 @@ class DataConfig:
     targets: str = "majority"  # with labels=ferplus: train on the majority label, or on the vote distribution ("votes");
     # with labels=fer2013, "mixed": each training target is (1 - vote_weight) x the label + vote_weight x FER+'s votes
     vote_weight: float = 0.5
+    # crops: every image is a face crop already (FER-2013); detect: every image is a photo, cropped to its largest face
+    # by fer predict's own detector, alignment and framing (images with no face found are kept, marked as missed)
+    faces: str = "crops"
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("data.targets", lambda v: v in ("majority", "votes", "mixed"),
      "majority, votes (needs data.labels=ferplus) or mixed (needs data.labels=fer2013)"),
     ("data.vote_weight", lambda v: 0 <= v <= 1, "0 to 1"),
+    ("data.faces", lambda v: v in ("crops", "detect"), "crops (images are face crops) or detect (photos: find the face)"),
     ("augment.erase", lambda v: 0 <= v <= 1, "a probability, 0 to 1"),
     ("augment.rotate", lambda v: 0 <= v <= 180, "0 to 180 degrees"),
     ("augment.scale", lambda v: 0 <= v < 1, "0 or more, below 1"),
@@ -195,6 +199,8 @@ def check_ranges(cfg: Config) -> Config:
         raise ConfigError("data.targets=votes: vote distributions come from FER+; set data.labels=ferplus too")
     if cfg.data.targets == "mixed" and cfg.data.labels != "fer2013":
         raise ConfigError("data.targets=mixed: mixes FER+'s votes into FER-2013's labels; set data.labels=fer2013")
+    if cfg.data.faces == "detect" and cfg.data.channels != 1:
+        raise ConfigError("data.faces=detect: the face pipeline makes gray crops; set data.channels=1")
     crop, size = cfg.augment.crop, cfg.data.image_size
     if crop and not 8 <= crop <= size:
         raise ConfigError(f"augment.crop={crop!r}: must be 0 (no crop) or from 8 to data.image_size ({size})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,18 @@ from fercli.choices import TTA, Labels
 from fercli.model.device import resolve_device
 from fercli.errors import DataError
 from fercli.evaluate.scoring import average_probs, build_report, clean_part, ensemble_probs, load_split, model_logits, open_classifiers
-from fercli.evaluate.metrics import summary_metrics
+from fercli.evaluate.metrics import summary_metrics, with_misses
 from fercli.runs import check_run_name, new_run_dir, write_text_atomic
 
 
 def run_eval(*, checkpoints: list[Path] | None, data: str | None, split: str, tta: TTA, as_json: bool, name: str,
-             batch_size: int, device_name: str, labels_from: Labels | None = None) -> dict:
+             batch_size: int, device_name: str, labels_from: Labels | None = None, detect: bool = False) -> dict:
     check_run_name(name, "runs/eval")  # before the work, not after it
     device = resolve_device(device_name)
     paths, models = open_classifiers(checkpoints, device, batch_size)
-    chosen, dataset = load_split(data, models, split, warn=console.warn)
+    if detect and models[0].preprocess.channels != 1:
+        raise DataError("--detect: the face pipeline makes gray crops, and this model takes colour input")
+    chosen, dataset = load_split(data, models, split, warn=console.warn, faces="detect" if detect else "crops")
     # By default a model is scored on the labels it learnt: a FER+ model on FER+ majorities.
     meta = models[0].meta  # a checkpoint keeps its config; an export, a "labels" entry
     labels_from = Labels(labels_from or meta.get("labels") or meta.get("config", {}).get("data", {}).get("labels", "fer2013"))
@@ -43,8 +46,18 @@ def run_eval(*, checkpoints: list[Path] | None, data: str | None, split: str, tt
     images_per_s = len(labels) / (time.perf_counter() - start)  # all models and TTA views, batched
     temperatures = [m.temperature for m in models]
     probs = average_probs(logits, temperatures)
+    detected = None
+    if chosen.found is not None:  # photos: what fer predict would say, misses included; then the found faces alone
+        found = chosen.found.numpy()
+        detected = with_misses(probs.argmax(1), labels, found)
+        probs, labels, logits = probs[found], labels[found], [z[found] for z in logits]
+        chosen = replace(chosen, images=chosen.images[found], labels=chosen.labels[found])
+        if not len(labels):
+            raise DataError(f"no face found in any of the {detected['images']:,} images; are they photos of faces?")
     report = build_report(probs, labels, classes)
     report["uncalibrated"] = summary_metrics(average_probs(logits, [1.0] * len(models)), labels)
+    if detected is not None:
+        report["detect"] = detected
     if tta != "none":
         report["no_tta"] = summary_metrics(ensemble_probs(models, chosen.images, TTA.none), labels)
     clean = clean_part(chosen, dataset, split)
@@ -56,7 +69,7 @@ def run_eval(*, checkpoints: list[Path] | None, data: str | None, split: str, tt
         report["ferplus"] = relabelled
     report.update(labels=Labels(labels_from).value, checkpoints=[str(p) for p in paths], checkpoint_fingerprints=[file_fingerprint(p) for p in paths],
                   data=str(data or training_data_root(models[0].meta)), data_fingerprint=dataset.fingerprint,
-                  split=split, tta=TTA(tta).value, images=int(len(labels)), temperatures=temperatures,
+                  split=split, tta=TTA(tta).value, faces="detect" if detect else "crops", images=int(len(labels)), temperatures=temperatures,
                   params=[m.parameters for m in models], device=" + ".join(sorted({m.runs_on for m in models})),
                   images_per_s=images_per_s)
     out_dir = new_run_dir("runs/eval", name)
@@ -93,7 +106,14 @@ def show_report(report: dict, classes, out_dir: Path) -> None:
     m, u = report["metrics"], report["uncalibrated"]
     title = (f"{', '.join(report['checkpoints'])} on {report['split']} ({report['images']:,} images, TTA {report['tta']}, "
              f"{report['labels']} labels)")
-    rows = [["accuracy", f"{m['accuracy']:.2%}"], ["macro-F1", f"{m['macro_f1']:.4f}"],
+    rows = []
+    if "detect" in report:
+        d = report["detect"]
+        title = title.replace(f"({report['images']:,} images", f"({d['images']:,} photos, {report['images']:,} faces found")
+        rows += [["accuracy, photos (no face found = wrong)", f"{d['accuracy']:.2%}"],
+                 ["balanced accuracy, photos", f"{d['balanced_accuracy']:.2%}"],
+                 ["faces found", f"{d['found']:,} of {d['images']:,} ({d['found_rate']:.1%})"]]
+    rows += [["accuracy" + (" on the faces found" if "detect" in report else ""), f"{m['accuracy']:.2%}"], ["macro-F1", f"{m['macro_f1']:.4f}"],
             ["balanced accuracy", f"{m['balanced_accuracy']:.2%}"], ["top-2 accuracy", f"{m['top2_accuracy']:.2%}"],
             ["NLL", f"{m['nll']:.4f} (uncalibrated {u['nll']:.4f})"], ["ECE (15 bins)", f"{m['ece']:.4f} (uncalibrated {u['ece']:.4f})"]]
     if "no_tta" in report:

@@ -6,6 +6,8 @@ that fingerprints the source files; later loads read that cache in well under a 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -32,6 +34,7 @@ class Split:
     labels: torch.Tensor  # [N] int64, indices into Dataset.classes
     sources: list[str]  # file path or "file.csv:row" per image
     soft: torch.Tensor | None = None  # [N, K] float target distributions (FER+ votes), when training on them
+    found: torch.Tensor | None = None  # [N] bool, photos through the face pipeline only: was a face found (data.faces)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -50,12 +53,22 @@ class Dataset:
         if name == "all":
             parts = [s for s in self.splits.values() if len(s)]
             soft = torch.cat([s.soft for s in parts]) if all(s.soft is not None for s in parts) else None
+            found = torch.cat([s.found for s in parts]) if all(s.found is not None for s in parts) else None
             return Split(torch.cat([s.images for s in parts]), torch.cat([s.labels for s in parts]),
-                         [src for s in parts for src in s.sources], soft)
+                         [src for s in parts for src in s.sources], soft, found)
         if name not in self.splits or len(self.splits[name]) == 0:
             have = ", ".join(k for k, v in self.splits.items() if len(v)) or "none"
             raise DataError(f"the data has no {name!r} split (it has: {have}); pick another with --split")
         return self.splits[name]
+
+    def found_only(self, warn: Warn) -> Dataset:
+        """Photos through the face pipeline without those where no face was found (to train on)."""
+        missed = sum(int((~s.found).sum()) for s in self.splits.values() if s.found is not None)
+        if not missed:
+            return self
+        warn(f"{missed} image(s) with no face found are left out of training and validation")
+        return dataclasses.replace(self, splits={k: s if s.found is None else _subset(s, s.found.numpy())
+                                                 for k, s in self.splits.items()})
 
 
 Warn = Callable[[str], None]
@@ -63,6 +76,8 @@ Warn = Callable[[str], None]
 
 def load_dataset(cfg: DataConfig, warn: Warn = lambda _msg: None) -> Dataset:
     """Read the dataset at ``cfg.root``, from the cache when the files have not changed."""
+    if not cfg.root:
+        raise DataError("no data given: pass --data PATH (or data.root=PATH): a FER-2013 folder or csv, or class folders")
     root = Path(cfg.root).expanduser()
     if not root.exists():
         raise DataError(f"data not found: {root} (set data.root=PATH or --data PATH to the FER-2013 folder or csv)")
@@ -129,7 +144,12 @@ def fingerprint_files(root: Path, layout: str, files: list[Path], cfg: DataConfi
     # Resolve the root once, not every file: resolve() per file was half of a cached load.
     base = root.resolve()
     # The root and layout are part of the key: the same files read as data/ and as data/test/ are other datasets.
-    digest = hashlib.sha1(f"{CACHE_VERSION}|{cfg.image_size}|{cfg.channels}|{cfg.val_fraction}|{base}|{layout}".encode())
+    key = f"{CACHE_VERSION}|{cfg.image_size}|{cfg.channels}|{cfg.val_fraction}|{base}|{layout}"
+    if cfg.faces == "detect":  # other images altogether: the crops of the pipeline of this version
+        from fercli.data.photos import PIPELINE_VERSION
+
+        key += f"|faces=detect|pipeline {PIPELINE_VERSION}"
+    digest = hashlib.sha1(key.encode())
     for path in files:
         stat = path.stat()
         absolute = base if path == root else base / path.relative_to(root)
@@ -171,8 +191,8 @@ def decode_folder_splits(root: Path, layout: str, files: list[Path], cfg: DataCo
         groups[split_of(path, root, layout)].append(path)
     raw, bad = {}, []
     for name, paths in groups.items():
-        images, labels, sources = decode_files(paths, root, layout, index, cfg, bad)
-        raw[name] = (images, labels, sources, cfg.image_size, cfg.channels)
+        images, labels, sources, found = decode_files(paths, root, layout, index, cfg, bad)
+        raw[name] = (images, labels, sources, cfg.image_size, cfg.channels, found)
     return classes, raw, bad
 
 
@@ -205,32 +225,42 @@ def split_of(path: Path, root: Path, layout: str) -> str:
 
 
 def decode_files(paths: list[Path], root: Path, layout: str, index: dict[str, int], cfg: DataConfig, bad: list[str]):
-    def decode(path: Path):
-        try:
-            arr = read_image(path, gray=cfg.channels == 1)
-        except InputError as exc:
-            return None, str(exc)
-        return resize_square(arr, cfg.image_size), None
+    """(images, labels, sources, found): found is None for crops, a bool per image for photos (data.faces=detect)."""
+    if cfg.faces == "detect":
+        from fercli.data.photos import PhotoCropper
 
-    images, labels, sources = [], [], []
+        decode = PhotoCropper(cfg.image_size).crop
+    else:
+        decode = functools.partial(read_crop, size=cfg.image_size, gray=cfg.channels == 1)
+    images, labels, sources, found = [], [], [], []
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for path, (arr, error) in zip(paths, pool.map(decode, paths, chunksize=64)):
+        for path, (arr, face, error) in zip(paths, pool.map(decode, paths, chunksize=16)):
             if error is not None:
                 bad.append(error)
                 continue
             images.append(arr)
             labels.append(index[class_of(path, root, layout)])
             sources.append(str(path))
-    return images, labels, sources
+            found.append(face)
+    return images, labels, sources, (found if cfg.faces == "detect" else None)
 
 
-def _to_split(images: list[np.ndarray] | np.ndarray, labels, sources, size: int, channels: int) -> Split:
+def read_crop(path: Path, *, size: int, gray: bool) -> tuple[np.ndarray | None, bool, str | None]:
+    """(image [S, S(, 3)] uint8, True, error): an image that is a face crop already, resized."""
+    try:
+        return resize_square(read_image(path, gray=gray), size), True, None
+    except InputError as exc:
+        return None, True, str(exc)
+
+
+def _to_split(images: list[np.ndarray] | np.ndarray, labels, sources, size: int, channels: int, found=None) -> Split:
     if len(images) == 0:
         batch = torch.zeros((0, channels, size, size), dtype=torch.uint8)
     else:
         batch = torch.from_numpy(np.stack(images))
         batch = batch.unsqueeze(1) if batch.ndim == 3 else batch.permute(0, 3, 1, 2)
-    return Split(batch.contiguous(), torch.as_tensor(labels, dtype=torch.int64), list(sources))
+    return Split(batch.contiguous(), torch.as_tensor(labels, dtype=torch.int64), list(sources),
+                 found=None if found is None else torch.as_tensor(found, dtype=torch.bool))
 
 
 def stratified_holdout(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
@@ -249,7 +279,7 @@ def stratified_holdout(split: Split, fraction: float, seed: int = 0) -> tuple[Sp
 def _subset(split: Split, mask: np.ndarray) -> Split:
     keep = torch.from_numpy(np.flatnonzero(mask))
     return Split(split.images[keep], split.labels[keep], [split.sources[i] for i in keep.tolist()],
-                 None if split.soft is None else split.soft[keep])
+                 None if split.soft is None else split.soft[keep], None if split.found is None else split.found[keep])
 
 
 def check_bad_images(dataset: Dataset, cfg: DataConfig, warn: Warn) -> Dataset:
@@ -271,7 +301,8 @@ def write_cache(dataset: Dataset, path: Path, warn: Warn = lambda _msg: None) ->
         "layout": dataset.layout,
         "fingerprint": dataset.fingerprint,
         "bad": list(dataset.bad),
-        "splits": {k: {"images": s.images, "labels": s.labels, "sources": s.sources} for k, s in dataset.splits.items()},
+        "splits": {k: {"images": s.images, "labels": s.labels, "sources": s.sources,
+                       **({} if s.found is None else {"found": s.found})} for k, s in dataset.splits.items()},
     }
     try:
         write_atomic(path, lambda tmp: torch.save(payload, tmp))
@@ -284,7 +315,8 @@ def read_cache(path: Path, warn: Warn = lambda _msg: None) -> Dataset | None:
     """The cached dataset, or None (with a warning) when the file is damaged: it is then decoded again."""
     try:
         payload = torch.load(path, weights_only=True)
-        splits = {k: Split(v["images"], v["labels"], list(v["sources"])) for k, v in payload["splits"].items()}
+        splits = {k: Split(v["images"], v["labels"], list(v["sources"]), found=v.get("found"))
+                  for k, v in payload["splits"].items()}
         return Dataset(tuple(payload["classes"]), splits, payload["fingerprint"], payload["layout"], tuple(payload["bad"]))
     except Exception as exc:  # truncated zip, unpickling error, missing keys: any damage means "decode again"
         warn(f"decode cache {path} is damaged ({type(exc).__name__}); decoding the images again")

@@ -33,6 +33,17 @@ def summary_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def with_misses(preds: np.ndarray, labels: np.ndarray, found: np.ndarray) -> dict:
+    """Scores of photos through the face pipeline, a photo where no face was found counted as wrong: what a user of
+    ``fer predict`` sees. Balanced accuracy is the mean recall over the classes present in ``labels``."""
+    right = (preds == labels) & found
+    recalls = [float(right[labels == c].mean()) for c in np.unique(labels)]
+    return {"images": int(len(labels)), "found": int(found.sum()), "found_rate": float(found.mean()) if len(labels) else 0.0,
+            "accuracy": float(right.mean()) if len(labels) else 0.0,
+            "balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0,
+            "accuracy_on_found": float(right[found].mean()) if found.any() else None}
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     confidence, correct = probs.max(1), probs.argmax(1) == labels

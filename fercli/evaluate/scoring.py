@@ -28,15 +28,17 @@ def open_classifiers(paths: list[Path] | None, device: torch.device, batch_size:
     return [model.path for model in models], models  # the files opened, also for a shipped model given by name
 
 
-def load_split(data: str | None, models: list[Classifier], split: str, warn: Warn = lambda _msg: None
-               ) -> tuple[Split, Dataset]:
-    """The split, with labels re-indexed into the checkpoint's class order, and the dataset it came from."""
+def load_split(data: str | None, models: list[Classifier], split: str, warn: Warn = lambda _msg: None, *,
+               faces: str = "crops") -> tuple[Split, Dataset]:
+    """The split, with labels re-indexed into the checkpoint's class order, and the dataset it came from.
+    faces: crops (the images are face crops) or detect (photos, through the face pipeline: data.faces)."""
     first = models[0]
     root = data or training_data_root(first.meta)
     if not root:
         raise DataError("no data given; pass --data PATH (a FER-2013 folder or csv, or class folders)")
     # Unreadable images are left out with a warning that counts them (data.skip_bad is a training setting).
-    cfg = DataConfig(root=root, image_size=first.preprocess.image_size, channels=first.preprocess.channels, skip_bad=True)
+    cfg = DataConfig(root=root, image_size=first.preprocess.image_size, channels=first.preprocess.channels, skip_bad=True,
+                     faces=faces)
     dataset = load_dataset(cfg, warn)
     chosen = dataset.split(split)
     unknown = [c for c in dataset.classes if c not in first.classes]

@@ -10,27 +10,21 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces
 from fercli.errors import CheckpointError, InputError
-from fercli.faces.align import HAAR_FRAMING, YUNET_FRAMING, aligned_crop, even_exposure
-from fercli.faces.detect import Detection, create_detector, quarter_turned
-from fercli.faces.images import MAX_SIDE, Photo, resize_square
-from fercli.faces.inputs import bytes_decoder, check_array, source_decoder
-from fercli.faces.records import Face, ImageResult, face_record, min_face_advice
-from fercli.faces.search import FaceSearch
+from fercli.faces.finder import FaceFinder
+from fercli.faces.images import Photo
+from fercli.faces.inputs import bytes_decoder, check_array
+from fercli.faces.records import Face, ImageResult, min_face_advice
 from fercli.model.classifier import Classifier, open_classifier
 from fercli.model.onnx_backend import TENCROP_NEEDS_PT
 
 __all__ = ["Face", "FaceAnalyzer", "ImageResult", "min_face_advice"]  # the records, for callers of this module
-
-CROP_SIDE = 96  # an image this small is taken to be a face crop already (FER-2013 is 48x48)
-MIN_SIDE = 16  # smaller than this, an image cannot hold a face whose expression can be read
 
 
 class FaceAnalyzer:
@@ -57,11 +51,10 @@ class FaceAnalyzer:
         self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
         if self.classifier.preprocess.channels != 1:
             raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
-        self.detector = None if detector is None else create_detector(detector, detect_size=detect_size, min_score=min_score)
-        self.search = FaceSearch(self.detector, detect_size=detect_size, min_face=min_face, faces=faces, orient=orient,
+        self.finder = FaceFinder(crop_size=self.classifier.preprocess.image_size, detector=detector, detect_size=detect_size,
+                                 min_score=min_score, min_face=min_face, faces=faces, align=align, orient=orient,
                                  small_faces=small_faces, even_exposure=even_exposure)
-        self.framing = HAAR_FRAMING if detector == DetectorName.haar else YUNET_FRAMING
-        self.detect_size, self.align, self.even_exposure = detect_size, align, even_exposure
+        self.detector, self.detect_size, self.find_faces = self.finder.detector, detect_size, self.finder.find_faces
         self.batch_images = batch_images
         self.tta = TTA(tta)
         if self.tta == TTA.tencrop and self.classifier.path.suffix.lower() == ".onnx":
@@ -101,73 +94,12 @@ class FaceAnalyzer:
     def analyze_files(self, items: list[tuple[str, str]], *, orient: bool | None = None) -> Iterator[ImageResult]:
         """(path, error or "") pairs -> ImageResults in the same order; unreadable files get status error."""
         for start in range(0, len(items), self.batch_images):
-            chunk = [self.read_and_find(path, error, orient) for path, error in items[start : start + self.batch_images]]
+            chunk = [self.finder.read_and_find(path, error, orient) for path, error in items[start : start + self.batch_images]]
             self.classify([result for result, _ in chunk], [crops for _, crops in chunk])
             yield from (result for result, _ in chunk)
 
-    def read_and_find(self, path: str, error: str, orient: bool | None) -> tuple[ImageResult, list[np.ndarray]]:
-        if error:
-            return ImageResult(path, "error", error=error), []
-        try:
-            decode = source_decoder(path)
-            # Decoded at twice the detector's size: enough for a 48x48 crop of any face found in the usual copy
-            # (smaller faces, found by the closer look, are cropped from a sharper decoding: find_faces).
-            return self.find_faces(path, decode(2 * self.detect_size), orient=orient, sharper=decode)
-        except InputError as exc:
-            return ImageResult(path, "error", error=str(exc).removeprefix(f"{path}: ")), []
-
-    def find_faces(self, path: str, photo: Photo, *, orient: bool | None = None, small_faces: bool | None = None,
-                   sharper: Callable[[int], Photo] | None = None) -> tuple[ImageResult, list[np.ndarray]]:
-        """Faces of one decoded photo and their crops; orient, small_faces: None follows the analyzer's setting.
-        sharper(max_side): the same photo decoded larger, for faces too small in ``photo`` to crop at the
-        classifier's size (a file's or an upload's; an array has no more pixels than it holds)."""
-        import cv2
-
-        if min(photo.size) < MIN_SIDE:
-            width, height = photo.size
-            return ImageResult(path, "error", error=f"image too small ({width}x{height} pixels); a face needs at least "
-                               f"{MIN_SIDE}x{MIN_SIDE}", size=photo.size), []
-        pixels = photo.pixels
-        gray = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-        size = self.classifier.preprocess.image_size
-        height, width = gray.shape
-        if self.detector is None or max(photo.size) <= CROP_SIDE:
-            face = Face((0, 0, *photo.size))
-            return ImageResult(path, "ok", [face], size=photo.size), [resize_square(gray, size)]
-        to_photo = photo.size[0] / width  # decoded pixels -> the full photo's pixels
-        turns, found, too_small = self.search.search(pixels, gray, to_photo, orient=orient, small_faces=small_faces)
-        if not found:
-            return ImageResult(path, "no_face", size=photo.size, too_small=too_small), []
-        # Crops come from the turned photo (upright faces, with or without alignment); boxes go back to the photo.
-        found = [(d.turned_back(turns, (width, height)), d) for d in found]
-        found.sort(key=lambda pair: (pair[0].box[0], pair[0].box[1]))  # left to right: a stable reading order
-        side = sharper and self.sharper_side([d for _, d in found], (width, height), photo.size, size)
-        if side:
-            bigger = sharper(side).pixels
-            gray = bigger if bigger.ndim == 2 else cv2.cvtColor(bigger, cv2.COLOR_RGB2GRAY)
-            found = [(back, d.scaled(bigger.shape[1] / width)) for back, d in found]  # crops only: boxes stay as found
-        turned_gray = quarter_turned(gray, turns)
-        crops = [aligned_crop(turned_gray, d, size, self.framing, self.align) for _, d in found]
-        faces = [face_record(back.scaled(to_photo)) for back, _ in found]
-        return ImageResult(path, "ok", faces, size=photo.size, turned=90 * turns, too_small=too_small), crops
-
-
-
-    @staticmethod
-    def sharper_side(found: list[Detection], decoded: tuple[int, int], full: tuple[int, int], crop: int) -> int | None:
-        """The longest side to decode the photo at so that its smallest face spans ``crop`` pixels, as far as the photo
-        has pixels (and MAX_SIDE allows); None when every face already does, or nothing sharper is there."""
-        smallest = min((max(d.box[2], d.box[3]) for d in found), default=crop)
-        longest, available = max(decoded), min(max(full), MAX_SIDE)
-        if smallest >= crop or available <= longest * 1.1:
-            return None
-        return min(available, math.ceil(longest * crop / smallest))
-
-
-
-
     def classify(self, results: list[ImageResult], crops: list[list[np.ndarray]]) -> None:
-        flat = [even_exposure(crop) if self.even_exposure else crop for per_image in crops for crop in per_image]
+        flat = [crop for per_image in crops for crop in per_image]
         if not flat:
             return
         probs = self.classifier.probabilities(np.stack(flat), tta=self.tta)
