@@ -48,6 +48,14 @@ class AugmentConfig:
     # of the views the TTA sees, not a resampled (slightly blurred) one: a FixRes-style last stretch of training.
     snap: bool = False
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
+    # Capture conditions, drawn per image (0 = off): gamma and contrast as log-factors up to +-, brightness as a
+    # shift up to +- that share of full scale, blur the probability of a Gaussian blur (sigma 0.5-1.5 px), noise the
+    # largest standard deviation of pixel noise, as a share of full scale.
+    gamma: float = 0.0
+    contrast: float = 0.0
+    brightness: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
     cutmix: float = 0.0  # CutMix Beta(alpha, alpha); 0 = off; with mixup too, each batch uses one of them
 
 
@@ -172,6 +180,11 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("augment.scale", lambda v: 0 <= v < 1, "0 or more, below 1"),
     ("augment.shift", lambda v: v >= 0, "0 or more pixels"),
     ("augment.mixup", lambda v: v >= 0, "0 (off) or a positive alpha"),
+    ("augment.gamma", lambda v: 0 <= v <= 2, "0 (off) to 2 (a log-factor)"),
+    ("augment.contrast", lambda v: 0 <= v <= 2, "0 (off) to 2 (a log-factor)"),
+    ("augment.brightness", lambda v: 0 <= v <= 1, "0 (off) to 1 (a share of full scale)"),
+    ("augment.blur", lambda v: 0 <= v <= 1, "a probability, 0 to 1"),
+    ("augment.noise", lambda v: 0 <= v <= 0.5, "0 (off) to 0.5 (a share of full scale)"),
     ("augment.cutmix", lambda v: v >= 0, "0 (off) or a positive alpha"),
     ("optim.lr", lambda v: v > 0, "a positive number"),
     ("optim.weight_decay", lambda v: v >= 0, "0 or more"),

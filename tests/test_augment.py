@@ -84,3 +84,37 @@ def test_snapped_crops_are_exact_pixel_crops_like_the_tta_views():
     # Without snapping the same draw lands between pixels, so it is not a crop of the image.
     blurred = augment_batch(images, PRE, AugmentConfig(crop=40, flip=True), torch.Generator().manual_seed(4))
     assert not torch.allclose(blurred[0], out[0], atol=1e-3)
+
+
+def test_capture_conditions_change_pixels_per_image_and_leave_older_recipes_drawing_the_same():
+    from fercli.config import AugmentConfig
+    from fercli.model.preprocess import Preprocess
+    from fercli.train.augment import capture_conditions, gaussian_blur
+
+    images = torch.randint(0, 256, (16, 1, 48, 48), dtype=torch.uint8)
+    cfg = AugmentConfig(gamma=0.4, contrast=0.3, brightness=0.1, blur=0.5, noise=0.03)
+    out = capture_conditions(images, cfg, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 255
+    changed = (out - images.float()).abs().mean(dim=(1, 2, 3))
+    assert (changed > 1).all() and changed.std() > 0.5  # every image changed, each its own way
+    # A blur flattens an edge; a sharper sigma flattens it less.
+    edge = torch.zeros(2, 1, 9, 9)
+    edge[..., 4:] = 255
+    soft = gaussian_blur(edge, torch.tensor([0.5, 1.5]))
+    assert soft[0, 0, 4, 3] < soft[1, 0, 4, 3] < 128 and soft[0, 0, 4, 0] == 0
+    # Off by default, the generator is not touched: a recipe without them draws its crops exactly as before.
+    pre = Preprocess(48, 40, 1, 0.5, 0.25)
+    gen = torch.Generator().manual_seed(3)
+    plain = augment_batch(images, pre, AugmentConfig(crop=40, flip=True), gen)
+    assert torch.equal(gen.get_state(), fresh_draws(16, AugmentConfig(crop=40, flip=True), seed=3).get_state())
+    captured = augment_batch(images, pre, AugmentConfig(crop=40, flip=True, noise=0.05), torch.Generator().manual_seed(3))
+    assert not torch.equal(plain, captured)
+
+
+def fresh_draws(n: int, cfg, seed: int) -> torch.Generator:
+    """A generator after the draws of the geometry alone (what augment_batch drew before capture conditions)."""
+    from fercli.train.augment import random_affine
+
+    gen = torch.Generator().manual_seed(seed)
+    random_affine(n, Preprocess(48, 40, 1, 0.5, 0.25), cfg, gen)
+    return gen

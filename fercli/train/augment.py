@@ -19,7 +19,8 @@ from fercli.model.views import normalize
 
 def augment_batch(images: torch.Tensor, pre: Preprocess, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """uint8 [N,C,H,W] on any device -> augmented float [N,C,S,S], S = pre.input_size."""
-    x = normalize(images, pre)
+    # Capture conditions draw from the generator only when asked, so older recipes draw what they always drew.
+    x = normalize(capture_conditions(images, cfg, gen) if _has_capture(cfg) else images, pre)
     n, device = x.shape[0], x.device
     if not _has_geometry(cfg) and pre.input_size == pre.image_size:
         out = x
@@ -31,6 +32,46 @@ def augment_batch(images: torch.Tensor, pre: Preprocess, cfg: AugmentConfig, gen
     if cfg.erase > 0:
         out = random_erase(out, cfg.erase, gen)
     return out
+
+
+def _has_capture(cfg: AugmentConfig) -> bool:
+    return cfg.gamma > 0 or cfg.contrast > 0 or cfg.brightness > 0 or cfg.blur > 0 or cfg.noise > 0
+
+
+def capture_conditions(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """uint8 [N,C,H,W] -> float [N,C,H,W] in 0..255, as other cameras and rooms would have taken the photo: exposure
+    (gamma), contrast and brightness, focus (Gaussian blur) and sensor noise, drawn per image."""
+    n, device = images.shape[0], images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:  # [N, 1, 1, 1], one draw per image
+        return (torch.rand(n, generator=gen) * (high - low) + low).view(n, 1, 1, 1).to(device)
+
+    x = images.float()
+    if cfg.gamma > 0:
+        x = 255.0 * (x / 255.0).clamp(min=1e-4) ** torch.exp(uniform(-cfg.gamma, cfg.gamma))
+    if cfg.contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * torch.exp(uniform(-cfg.contrast, cfg.contrast))
+    if cfg.brightness > 0:
+        x = x + 255.0 * uniform(-cfg.brightness, cfg.brightness)
+    if cfg.blur > 0:
+        blurred = gaussian_blur(x, uniform(0.5, 1.5).view(n))
+        x = torch.where(uniform(0, 1) < cfg.blur, blurred, x)
+    if cfg.noise > 0:
+        x = x + 255.0 * uniform(0, cfg.noise) * torch.randn(x.shape, generator=gen).to(device)
+    return x.clamp(0, 255)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
+    """Each image [N,C,H,W] blurred with its own sigma [N] (px): one grouped convolution per axis."""
+    n, c, h, w = x.shape
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-offsets.view(1, -1) ** 2 / (2 * sigma.view(-1, 1).to(x.device) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # [N*C, 2r+1]
+    flat = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="replicate")
+    flat = F.conv2d(flat, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    flat = F.conv2d(flat, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return flat.view(n, c, h, w)
 
 
 def _has_geometry(cfg: AugmentConfig) -> bool:
