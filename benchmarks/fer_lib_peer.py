@@ -8,7 +8,11 @@ import json
 import sys
 
 import cv2
-from fer import FER
+
+try:
+    from fer import FER
+except ImportError:  # 25.x keeps it in its submodule
+    from fer.fer import FER
 
 
 def main() -> None:

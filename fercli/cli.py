@@ -95,7 +95,7 @@ def os_error_hint(errno_code: int | None) -> str:
 @friendly_errors
 def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE", help="KEY=VALUE overrides, e.g. train.epochs=3 optim.lr=0.05.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", metavar="RECIPE", help="Recipe: a YAML file, or the name of one that ships with fer (quick, seed, fer2013, fer2013_long, ferplus, ...).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", metavar="RECIPE", help="Recipe: a YAML file, or the name of one that ships with fer (quick, seed, fer2013, fer_vgg, ferplus, ...).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN", help="Run folder (or its last.pt) to continue, from any directory.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", metavar="DATA", help="Dataset folder or csv (the same as data.root=PATH).")] = None,
     project: Annotated[Optional[Path], typer.Option("--project", metavar="DIR", help="Folder for run folders (the same as train.project=DIR; default runs/train).")] = None,

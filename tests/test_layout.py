@@ -67,3 +67,37 @@ def test_the_torch_free_part_imports_with_pytorch_blocked():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "FaceAnalyzer"
+
+
+def test_readme_is_short_and_its_generated_parts_are_current():
+    """README's model table comes from checkpoints/results.yaml and its example output from fer predict itself."""
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    assert readme.split("```bash\n", 1)[1].startswith("python3 dev.py predict examples/astronaut.jpg")
+    done = subprocess.run([sys.executable, str(root / "scripts" / "readme.py"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_each_headline_figure_is_the_model_cards():
+    """results.yaml copies the cards' headline figures: each must stand in MODEL_CARD.md as well."""
+    import re
+
+    import yaml
+
+    root = PACKAGE.parent
+    card = (root / "checkpoints" / "MODEL_CARD.md").read_text()
+    rows = yaml.safe_load((root / "checkpoints" / "results.yaml").read_text())["models"]
+    figures = {f for row in rows[:2] for key in ("fer2013", "ferplus", "suite") for f in re.findall(r"\d+\.\d+%?", row[key])}
+    assert figures and not [f for f in figures if f not in card]
+
+
+def test_configs_holds_the_recipes_users_run():
+    recipes = sorted(p.stem for p in (PACKAGE.parent / "configs").glob("*.yaml"))
+    assert len(recipes) <= 8 and "fer_vgg" in recipes
+
+
+def test_no_default_points_at_this_machine():
+    from fercli.config import DataConfig
+
+    assert DataConfig().root == ""

@@ -225,7 +225,7 @@ def test_the_webcam_shows_a_labelled_box_within_seconds(server, page):
         page.click("#download")
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0].startswith("time_s,face_id,x,y,w,h,label,angry") and len(lines) > 1
-    if os.environ.get("FER_SCREENSHOT"):  # README's picture: FER_SCREENSHOT=docs/serve.png pytest tests/test_web.py
+    if os.environ.get("FER_SCREENSHOT"):  # README's picture: FER_SCREENSHOT=docs/images/serve.png pytest tests/test_web.py
         page.set_input_files("#files", str(EXAMPLES / "two_faces.jpg"))
         page.wait_for_selector(".result .face-label", timeout=20_000)
         time.sleep(3)

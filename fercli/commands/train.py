@@ -1,4 +1,4 @@
-"""``fer train``: resolve config, device, data and run folder, then hand over to ``engine.fit``."""
+"""``fer train``: resolve config, device, data and run folder, then hand over to ``train.loop.fit``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The face pipeline: photo -> faces, each with a box, landmarks, a detector score and class probabilities.
+"""The face pipeline as a library: FaceAnalyzer finds faces (faces.finder) and classifies them (model.classifier).
 
 ``fer predict`` runs it on files; video and the web page run it on frames. For your own code:
 
