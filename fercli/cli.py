@@ -210,7 +210,7 @@ def predict(
     Example: fer predict examples/astronaut.jpg --top-k 3 -o annotated/
     """
     from fercli.commands.predict import run_predict
-    from fercli.faces.video import Sampling
+    from fercli.faces.media import Sampling
 
     # --source 0 is a camera; anything else given there (rtsp://..., a file) is read as an input, as people write it.
     camera = int(source) if source is not None and source.isdigit() else None

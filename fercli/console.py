@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 out = Console()  # results
 err = Console(stderr=True)  # progress, messages, errors
@@ -39,6 +43,8 @@ def result_line(text: str) -> None:
 def bar(*columns) -> Progress:
     """A progress bar on stderr, gone when done, only where stderr is a terminal (no stray lines in logs). It leaves
     stdout alone: Rich's default would route results printed meanwhile (JSON lines piped to a file) into the bar."""
+    from rich.progress import Progress
+
     return Progress(*columns, console=err, transient=True, disable=not err.is_terminal, redirect_stdout=False,
                     redirect_stderr=False)
 
@@ -66,6 +72,8 @@ class RichReporter:
         err.print(" ".join(name.rjust(width) for name, width, _ in self.columns), style="bold", highlight=False)
 
     def batch(self, done: int, total: int, loss: float, acc: float, ips: float) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         if self.progress is None:
             self.progress = bar(
                 TextColumn(f"[cyan]epoch {self.current}/{self.epochs}"), TextColumn("{task.description}"), BarColumn(),
@@ -116,6 +124,8 @@ class WorkProgress:
     Use as ``with WorkProgress("scoring", total) as bar: ... bar.advance(n)``."""
 
     def __init__(self, label: str, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self.progress = bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn())
         self.task = self.progress.add_task(escape(label), total=total)
@@ -136,6 +146,8 @@ class FrameProgress:
     the last analysed frame shows (a webcam in a terminal: the expression now)."""
 
     def __init__(self, label: str, total: int | None):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self.progress = bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[fps]:.1f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn(),
                             TextColumn("{task.fields[now]}"))

@@ -56,7 +56,7 @@ def test_shipped_configs_load_and_build_a_network_of_at_most_16_mb():
     from fercli.model.nets import count_parameters
 
     paths = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-    assert len(paths) >= 10
+    assert 5 <= len(paths) <= 8  # the recipes users run; experiments are override lines in docs/experiments/
     for path in paths:
         cfg = load_config(path)
         classes = 8 if cfg.data.labels == "ferplus" else 7

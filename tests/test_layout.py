@@ -17,7 +17,7 @@ ALLOWED = {
     "evaluate": {"evaluate", "data", "model", "faces"},
 }
 TORCH_FREE = ["fercli.faces.analyzer", "fercli.faces.video", "fercli.faces.serve", "fercli.faces.draw",
-              "fercli.faces.inputs", "fercli.model.classifier", "fercli.model.onnx_backend", "fercli.model.shipped",
+              "fercli.faces.inputs", "fercli.faces.media", "fercli.model.classifier", "fercli.model.onnx_backend", "fercli.model.shipped",
               "fercli.model.preprocess", "fercli.commands.predict", "fercli.commands.video", "fercli.commands.serve",
               "fercli.cli", "fercli.config", "fercli.runs", "fercli.console"]
 

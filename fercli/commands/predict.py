@@ -20,7 +20,7 @@ from fercli.faces.analyzer import FaceAnalyzer, ImageResult, min_face_advice
 from fercli.faces.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
 from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.faces.urls import download, is_url
-from fercli.faces.video import Sampling, is_clip, is_video_path, media_name
+from fercli.faces.media import Sampling, is_clip, is_video_path, media_name
 
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 
@@ -48,9 +48,9 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
                             small_faces=small_faces,
                             device=device_name)
     failures = predict_photos(analyzer, photos, targets, as_json, top_k, csv_file) if photos else 0
-    from fercli.commands.video import run_video
-
     for source in videos + ([camera] if camera is not None else []):
+        from fercli.commands.video import run_video  # the video pipeline, for videos only
+
         try:
             run_video(source, analyzer=analyzer, sampling=sampling, smooth_s=smooth_s, as_json=as_json,
                       save=targets.get(str(source)), top_k=top_k)

@@ -15,7 +15,8 @@ from fercli import console
 from fercli.errors import InputError
 from fercli.faces.analyzer import FaceAnalyzer, min_face_advice
 from fercli.runs import new_run_dir, write_image_atomic, write_text_atomic
-from fercli.faces.video import FrameResult, Sampling, VideoInfo, analyze_video, media_name, open_clip
+from fercli.faces.media import Sampling, media_name
+from fercli.faces.video import FrameResult, VideoInfo, analyze_video, open_clip
 
 TABLE_FACES = 20  # the faces seen longest; a long video's broken tracks and passers-by would fill the screen
 # OpenCV's FFmpeg has no H.264 encoder (a GPL/patent matter): .mp4 holds MPEG-4 Part 2, which players read and browsers
