@@ -215,7 +215,7 @@ def predict(
     # --source 0 is a camera; anything else given there (rtsp://..., a file) is read as an input, as people write it.
     camera = int(source) if source is not None and source.isdigit() else None
     inputs = [*(inputs or []), *([source] if source is not None and camera is None else [])]
-    code = run_predict(inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, csv_file=csv_file, overwrite=overwrite, top_k=top_k,
+    code = run_predict(inputs=inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, csv_file=csv_file, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
                        no_detect=no_detect, align=not no_align, orient=not no_orient, small_faces=not no_small_faces, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
                        device_name=device, tta=tta)

@@ -25,7 +25,7 @@ from fercli.faces.media import Sampling, is_clip, is_video_path, media_name
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 
 
-def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
+def run_predict(*, inputs: list[str], camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
                 min_face: int, no_detect: bool, align: bool, orient: bool, sampling: Sampling, smooth_s: float, device_name: str,
                 small_faces: bool = True, csv_file: Path | None = None,
@@ -52,7 +52,7 @@ def run_predict(inputs: list[str], *, camera: int | None, checkpoint: Path | Non
         from fercli.commands.video import run_video  # the video pipeline, for videos only
 
         try:
-            run_video(source, analyzer=analyzer, sampling=sampling, smooth_s=smooth_s, as_json=as_json,
+            run_video(source=source, analyzer=analyzer, sampling=sampling, smooth_s=smooth_s, as_json=as_json,
                       save=targets.get(str(source)), top_k=top_k)
         except InputError as exc:
             failures += 1

@@ -24,7 +24,7 @@ TABLE_FACES = 20  # the faces seen longest; a long video's broken tracks and pas
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
 
-def run_video(source: str | int, *, analyzer: FaceAnalyzer, sampling: Sampling, smooth_s: float, as_json: bool,
+def run_video(*, source: str | int, analyzer: FaceAnalyzer, sampling: Sampling, smooth_s: float, as_json: bool,
               save: Path | None, top_k: int, project: Path = Path("runs/predict")) -> int:
     """Returns the exit code; Ctrl-C still leaves every file complete (and stops a camera normally)."""
     label = f"camera {source}" if isinstance(source, int) else str(source)
