@@ -4,8 +4,10 @@ writes inside them."""
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,7 +94,24 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename == str(tmp):  # name the file the user asked for
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        if isinstance(exc, RuntimeError) and is_write_failure(exc):
+            # torch.save reports a full disk as a RuntimeError of its zip writer ("unexpected pos", "failed writing"):
+            # an OSError of the file asked for, so it is said in one line like any other write that failed.
+            raise OSError(errno.ENOSPC if disk_is_full(path.parent) else errno.EIO,
+                          os.strerror(errno.ENOSPC if disk_is_full(path.parent) else errno.EIO), str(path)) from None
         raise
+
+
+def is_write_failure(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "unexpected pos" in text or "failed writing" in text or "file write failed" in text
+
+
+def disk_is_full(folder: Path, margin: int = 16 * 1024 * 1024) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def write_text_atomic(text: str, path: Path) -> None:

@@ -1,7 +1,14 @@
-"""Reading image files safely: any format PIL knows, any mode, bounded memory."""
+"""Reading image files safely: the formats photos come in, any mode, memory and time bounded before decoding.
+
+One policy for every entry point (files, uploads, stdin, datasets): an allow-list of formats (PIL knows more, some of
+them unsafe to open: EPS runs Ghostscript, ICO and ICNS decode their largest picture while opening); a pixel budget
+on the size a file declares, before anything is decoded (a progressive JPEG keeps every coefficient of its declared
+size whatever the scale it is decoded at); PIL's own bomb check kept on at fer's budget, as an error; regular files
+only (a FIFO named photo.jpg would block a read for ever)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
@@ -35,6 +42,13 @@ RAW_HINT = ("a camera RAW photo, which fer does not read: use the JPEG the camer
 HOLDER_HINTS = {b"PK\x03\x04": "a zip archive: unzip it and give fer the folder",
                 b"%PDF": "a PDF: save its pictures as images (or take screenshots) and give fer those"}
 MAX_PIXELS = 64_000_000  # ~8000x8000: decoding more than this as RGB would take GBs of memory
+# A baseline JPEG is decoded at 1/2, 1/4 or 1/8 scale (draft), so it may declare more, up to this: a 1/8-scale decoding
+# of it stays under MAX_PIXELS. Every other format, progressive JPEGs included, is held to MAX_PIXELS as declared.
+MAX_DECLARED_PIXELS = 64 * MAX_PIXELS
+# PIL's names of the formats photos come in (the JPEG opener also opens MPO, phones' JPEGs with a second picture inside;
+# AVIF and HEIF where this Pillow, or the pillow-heif plugin, reads them).
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "HEIF")
+MAX_STDIN_BYTES = 100_000_000
 MAX_SIDE = 4096  # never decode more than this per side unless asked: faces stay far above 48 px
 PANORAMA_STRETCH = 4  # a panorama's long side may be up to this many times the usual limit (see longest_side_for)
 ORIENTATION = 0x0112  # the EXIF tag phones use instead of rotating the pixels
@@ -43,8 +57,9 @@ UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4:
            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
            8: Image.Transpose.ROTATE_90}
 
-# We enforce our own limit (MAX_PIXELS) with a clear message instead of PIL's bomb warning.
-Image.MAX_IMAGE_PIXELS = None
+# PIL's own check, at fer's budget: opening a file that declares more raises (DecompressionBombError past twice this,
+# a warning that open_image turns into an error past it), whoever opens it.
+Image.MAX_IMAGE_PIXELS = MAX_DECLARED_PIXELS
 
 
 STDIN = "-"  # fer predict - reads one photo piped in: curl -s URL | fer predict -, or a screenshot tool's output
@@ -55,7 +70,10 @@ def stdin_bytes() -> bytes:
     """The photo piped to fer, read once (an annotated copy needs it again)."""
     if sys.stdin is None or sys.stdin.isatty():
         raise InputError(f"{STDIN}: reads a photo piped in (cat photo.jpg | fer predict -); nothing is piped")
-    return sys.stdin.buffer.read()
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise InputError(f"{STDIN}: more than {MAX_STDIN_BYTES // 1_000_000} MB piped in; a photo is smaller")
+    return data
 
 
 def longest_side_for(width: int, height: int, max_side: int) -> int:
@@ -81,11 +99,9 @@ def not_a_photo(name: str, head: bytes) -> str | None:
 def is_animated(path: Path) -> bool | None:
     """True for an animated GIF, WebP or PNG, False for any other image PIL reads, None when PIL cannot read it."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as img:
-                return img.format in ANIMATED_FORMATS and bool(getattr(img, "is_animated", False))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        with open_image(path, str(path)) as img:
+            return img.format in ANIMATED_FORMATS and bool(getattr(img, "is_animated", False))
+    except (InputError, OSError, SyntaxError, ValueError):
         return None
 
 
@@ -107,9 +123,51 @@ def read_photo(path: Path, *, gray: bool, max_side: int = MAX_SIDE) -> Photo:
     """
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    check_regular_file(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
     return _open_and_decode(path, str(path), path.suffix, gray, max_side)
+
+
+def check_regular_file(path: Path) -> None:
+    """A pipe, a device or a socket named like a photo would block a read for ever, or never end: refused."""
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file (a pipe, a device or a folder); give a photo file, or pipe a "
+                         f"photo in with {STDIN}")
+
+
+@contextlib.contextmanager
+def open_image(source, name: str):
+    """PIL's Image.open under fer's policy: the allowed formats only, and the declared size checked before any pixel
+    is decoded. Raises InputError (UnidentifiedImageError for a format outside the list)."""
+    if isinstance(source, Path):
+        check_regular_file(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(source, formats=readable_formats())
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InputError(f"{name}: image too large (it declares over {MAX_DECLARED_PIXELS // 1_000_000} "
+                             "megapixels); downscale it first") from None
+        with img:
+            check_declared_size(img, name)
+            yield img
+
+
+def readable_formats() -> list[str]:
+    Image.init()  # every plugin registered, so a missing one (HEIF without pillow-heif) is known as missing
+    return [name for name in ALLOWED_FORMATS if name in Image.OPEN]
+
+
+def check_declared_size(img: Image.Image, name: str) -> None:
+    width, height = img.size
+    draftable = img.format in ("JPEG", "MPO") and not img.info.get("progressive") and not img.info.get("progression")
+    budget = MAX_DECLARED_PIXELS if draftable else MAX_PIXELS
+    if width * height > budget:
+        kind = "" if draftable else (" as a progressive JPEG" if img.format in ("JPEG", "MPO") else "")
+        raise InputError(f"{name}: image too large ({width}x{height}{kind}, over {budget // 1_000_000} megapixels); "
+                         "downscale it first")
 
 
 def read_photo_bytes(data: bytes, *, name: str = "upload", gray: bool = False, max_side: int = MAX_SIDE) -> Photo:
@@ -125,10 +183,9 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
     try:
         if _is_heif(source) and not _heif_plugin_registered():
             raise InputError(f"{name}: {HEIF_HINT}")
-        with warnings.catch_warnings():
+        with open_image(source, name) as img, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(source) as img:
-                return _decode(img, gray, max_side, name)
+            return _decode(img, gray, max_side, name)
     except UnidentifiedImageError:
         if reason := not_a_photo(name, _head(source, 8)):
             raise InputError(f"{name}: {reason}") from None
@@ -137,11 +194,10 @@ def _open_and_decode(source, name: str, suffix: str, gray: bool, max_side: int) 
                              "and FaceAnalyzer.predict one image at a time") from None
         if suffix and suffix.lower() not in IMAGE_SUFFIXES:  # fer predict tried it as a video first (video.is_clip)
             raise InputError(f"{name}: neither an image PIL reads nor a video OpenCV's FFmpeg reads") from None
-        raise InputError(f"{name}: not an image PIL can read (is it really {suffix or 'an image'}?)") from None
+        raise InputError(f"{name}: not an image fer reads (is it really {suffix or 'an image'}? fer reads "
+                         "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF and HEIC)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: corrupt or truncated image ({exc})") from None
-    except Image.DecompressionBombError as exc:  # pragma: no cover - we disable PIL's limit
-        raise InputError(f"{name}: image too large ({exc})") from None
 
 
 def _head(source: Path | io.BytesIO, size: int) -> bytes:
@@ -190,6 +246,9 @@ def _decode(img: Image.Image, gray: bool, max_side: int, path: Path | str) -> Ph
     orientation = img.getexif().get(ORIENTATION, 1)  # after the size check: PNG reads its pixels to find EXIF
     turned = orientation in (5, 6, 7, 8)  # stored sideways: width and height swap
     img.load()
+    if img.mode in ("RGBA", "LA", "PA", "P") and max(img.size) > max_side:  # shrink before the alpha is composited
+        img = img.convert("RGBA")
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     img = _to_8bit(img)
     img = img.convert("L" if gray else "RGB")
     if max(img.size) > max_side:
@@ -205,27 +264,23 @@ def frame_durations(path: Path) -> tuple[list[float], bool]:
     stops, damaged or cut, after the frames listed)."""
     durations: list[float] = []
     whole = True
-    with warnings.catch_warnings():
+    with open_image(path, str(path)) as img, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(path) as img:
-            if img.size[0] * img.size[1] > MAX_PIXELS:
-                raise InputError(f"{path}: animation too large ({img.size[0]}x{img.size[1]} a frame, over "
-                                 f"{MAX_PIXELS // 1_000_000} megapixels); downscale it first")
-            try:
-                for index in range(img.n_frames):
-                    img.seek(index)
-                    img.load()  # WebP says a frame's duration only once it is decoded
-                    ms = img.info.get("duration") or 0
-                    durations.append((ms if ms > 10 else 100) / 1000)
-            except (OSError, EOFError, ValueError, SyntaxError):
-                whole = False  # the frames before the damage still count
+        try:
+            for index in range(img.n_frames):
+                img.seek(index)
+                img.load()  # WebP says a frame's duration only once it is decoded
+                ms = img.info.get("duration") or 0
+                durations.append((ms if ms > 10 else 100) / 1000)
+        except (OSError, EOFError, ValueError, SyntaxError):
+            whole = False  # the frames before the damage still count
     return durations, whole
 
 
 def animation_frames(path: Path, count: int) -> Iterator[np.ndarray]:
     """The first ``count`` frames of an animated image as uint8 HxWx3 RGB, one at a time, each as shown (composited
     over the frames before it, transparency over white)."""
-    with Image.open(path) as img:
+    with open_image(path, str(path)) as img:
         for index in range(count):
             try:
                 with warnings.catch_warnings():  # per frame: a filter held across yields would leak to the caller
@@ -240,11 +295,15 @@ def animation_frames(path: Path, count: int) -> Iterator[np.ndarray]:
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Palette, CMYK, alpha and 16-bit/float images to plain 8-bit RGB or L."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # PIL's own conversion clips 16-bit values at 255; rescale to the full range instead.
-        arr = np.asarray(img, dtype=np.float64)
+        # PIL's own conversion clips 16-bit values at 255; rescale to the full range instead, a band of rows at a time
+        # (a float copy of a whole 64-megapixel image would take 512 MB).
+        arr = np.asarray(img)
         lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8), mode="L")
+        out = np.zeros(arr.shape, dtype=np.uint8)
+        if hi > lo:
+            for top in range(0, arr.shape[0], 256):
+                out[top : top + 256] = (arr[top : top + 256].astype(np.float32) - lo) * np.float32(255.0 / (hi - lo))
+        return Image.fromarray(out, mode="L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -40,6 +40,8 @@ def is_clip(path: str) -> bool:
         return False
     if is_url(path):  # a photo is downloaded; a video or a stream is read by FFmpeg
         return url_kind(path) != "photo"
+    if not Path(path).is_file():  # a pipe or a device: never opened here (a read could block); read_photo says why
+        return False
     animated = is_animated(Path(path))
     if animated is not None:
         return animated
