@@ -132,3 +132,13 @@ def test_torch_saving_onto_a_full_disk_is_an_os_error_of_the_file_asked_for(tmp_
     assert list(tmp_path.iterdir()) == []  # no temporary left behind
     with pytest.raises(RuntimeError, match="something else"):  # other errors pass unchanged
         runs.write_atomic(tmp_path / "x.pt", lambda _tmp: (_ for _ in ()).throw(RuntimeError("something else")))
+
+
+@pytest.mark.parametrize("shape", [(40000, 16), (16, 40000)])
+def test_a_strip_a_few_pixels_high_gets_an_answer_not_a_fault(shape):
+    """YuNet answered NaN boxes for such strips; the crop then failed with a ValueError (a 500 from fer serve)."""
+    from fercli.faces.analyzer import FaceAnalyzer
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)).save(buffer, "PNG")
+    assert FaceAnalyzer().predict(buffer.getvalue(), name="strip.png")["status"] == "no_face"

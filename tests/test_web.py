@@ -267,3 +267,19 @@ def test_the_webcam_on_a_plain_http_page_from_another_computer_says_how_to_get_t
     page.click("#start")
     page.wait_for_function("document.getElementById('status').textContent.includes('--certfile')", timeout=10_000)
     assert "only on secure (https) pages" in page.inner_text("#status")
+
+
+def test_a_photo_named_in_another_script_is_sent_and_named(server, page, tmp_path):
+    named = tmp_path / "写真 café.jpg"
+    named.write_bytes((EXAMPLES / "astronaut.jpg").read_bytes())
+    page.goto(server)
+    page.set_input_files("#files", str(named))
+    page.wait_for_selector(".result .face-label", timeout=20_000)
+    assert page.locator(".result .face-label").first.inner_text().startswith("face 1: happy")
+    assert "写真 café.jpg" in page.locator(".result").first.inner_text()
+
+
+def test_the_api_page_loads_with_no_network(server, page):
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server) else route.abort())
+    page.goto(f"{server}/docs")
+    assert "POST /v1/predict" in page.locator("main").inner_text()

@@ -7,15 +7,15 @@ from pathlib import Path
 from fercli import console
 from fercli.choices import DetectorName
 from fercli.faces.analyzer import FaceAnalyzer
-from fercli.faces.serve import check_tls_files, listening_socket, page_addresses, run_server
+from fercli.faces.serve import check_tls_files, listening_socket, page_addresses, run_server, serve_hosts
 
 
 def run_serve(*, host: str, port: int, checkpoint: Path | None, detector: DetectorName, certfile: Path | None,
-              keyfile: Path | None, device_name: str) -> None:
+              keyfile: Path | None, device_name: str, allow_hosts: tuple[str, ...] = ()) -> None:
     check_tls_files(certfile, keyfile)  # before the model loads: a wrong path or a port in use is one line at once
     sock = listening_socket(host, port)
     analyzer = FaceAnalyzer(checkpoint, detector=detector, device=device_name)
     here, *network = page_addresses(host, port, "https" if certfile else "http")
     elsewhere = f", or {' or '.join(network)} from another device on the network" if network else ""
     console.info(f"fer serve: open {here}{elsewhere} (API: {here}/docs); Ctrl-C stops it")
-    run_server(analyzer, sock=sock, certfile=certfile, keyfile=keyfile)
+    run_server(analyzer, sock=sock, certfile=certfile, keyfile=keyfile, allowed_hosts=serve_hosts(host, allow_hosts))

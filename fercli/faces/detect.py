@@ -87,6 +87,8 @@ class YuNet:
         _count, rows = self.net.detect(bgr)
         if rows is None:
             return []
+        # On a strip a few pixels high (a 16x40000 image shrunk to 640 wide) YuNet can answer NaN boxes: no face.
+        rows = rows[np.isfinite(rows).all(axis=1) & (rows[:, 2] > 0) & (rows[:, 3] > 0)]
         return [Detection(tuple(float(v) for v in row[:4]), float(row[14]),
                           tuple((float(row[i]), float(row[i + 1])) for i in range(4, 14, 2))).scaled(factor)
                 for row in rows]

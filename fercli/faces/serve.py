@@ -2,22 +2,33 @@
 
 One FaceAnalyzer serves every request, one at a time (OpenCV's detector keeps per-call state); at most
 ``max_waiting`` requests wait their turn, the next ones get 503 at once, so a burst cannot pile up
-memory. Bad uploads get a 4xx JSON ``{"error": "..."}`` and the server goes on.
+memory. Every answer that is not a result is JSON ``{"error": "..."}`` (4xx for what the client sent, 500 for a
+fault of fer's, logged in one line), and the server goes on.
+
+Other origins: bound to this computer (loopback), the server answers only to its own names (Host: localhost,
+127.0.0.1, [::1], or --allow-host NAME), so a web page cannot reach it through DNS rebinding; a POST from a page
+of another origin is refused; no answer names a path of this computer.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
+import logging
 import socket
 import threading
+import unicodedata
 from importlib import resources
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from fercli import __version__
 from fercli.errors import InputError
@@ -25,6 +36,9 @@ from fercli.faces.analyzer import FaceAnalyzer
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_WAITING = 8
+MAX_NAME = 120  # characters of a client's file name kept for messages
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+log = logging.getLogger("fer.serve")
 
 
 class TooLarge(Exception):
@@ -35,9 +49,15 @@ def web_folder() -> Path:
     return Path(str(resources.files("fercli.faces") / "web"))
 
 
-def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, max_waiting: int = MAX_WAITING) -> FastAPI:
-    app = FastAPI(title="fer", version=__version__,
+def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, max_waiting: int = MAX_WAITING,
+               allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
+    """allowed_hosts: the names the Host header may carry (None: any; serve_hosts gives fer serve's)."""
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN (blank offline); /docs is fer's own page.
+    app = FastAPI(title="fer", version=__version__, docs_url=None, redoc_url=None,
                   description="Facial expression recognition: POST an image to /v1/predict.")
+    app.add_middleware(OneErrorShape)
+    if allowed_hosts is not None:
+        app.add_middleware(SameOrigin, hosts=allowed_hosts)
     turn = threading.Lock()
     places = threading.BoundedSemaphore(max_waiting)
 
@@ -51,6 +71,12 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
         return error(422, f"bad request parameter ({problems})")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """404, 405 and the like, in fer's shape."""
+        what = {404: f"no such page: {request.url.path[:200]}", 405: f"{request.method} is not allowed here"}
+        return error(exc.status_code, what.get(exc.status_code, str(exc.detail)), headers=getattr(exc, "headers", None))
+
     @app.get("/v1/health")
     def health() -> dict:
         return {"status": "ok", "version": __version__}
@@ -58,7 +84,7 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
     @app.get("/v1/model")
     def model() -> dict:
         classifier = analyzer.classifier
-        return {"classes": list(classifier.classes), "model": str(classifier.path), "runs_on": classifier.runs_on,
+        return {"classes": list(classifier.classes), "model": classifier.path.name, "runs_on": classifier.runs_on,
                 "parameters": classifier.parameters, "input": classifier.preprocess.to_dict(),
                 "detector": type(analyzer.detector).__name__.lower() if analyzer.detector else None,
                 "detect_size": analyzer.detect_size, "max_upload_bytes": max_upload}
@@ -73,6 +99,9 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
             data, name = await read_upload(request, max_upload)
         except TooLarge:
             return error(413, f"upload larger than {max_upload // (1024 * 1024)} MB; send a smaller image")
+        except ClientDisconnect:
+            log.warning("fer serve: a client went away during its upload (%s)", request.client.host if request.client else "?")
+            return error(400, "the upload ended before its end")
         if not data:
             return error(400, "empty upload: send an image file as the body or as a multipart field")
         if not places.acquire(blocking=False):
@@ -89,12 +118,101 @@ def create_app(analyzer: FaceAnalyzer, *, max_upload: int = MAX_UPLOAD_BYTES, ma
     def page() -> FileResponse:
         return FileResponse(web_folder() / "index.html")
 
+    @app.get("/docs", include_in_schema=False)
+    def api_page() -> FileResponse:
+        return FileResponse(web_folder() / "api.html")
+
     app.mount("/static", StaticFiles(directory=web_folder()), name="static")
     return app
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message}, headers=headers)
+
+
+class OneErrorShape:
+    """A fault of fer's while answering (an exception no handler took) is a JSON 500 and one log line, not a plain-text
+    500 and a traceback; a client that left meanwhile is one line too."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            log.warning("fer serve: a client went away before its answer (%s %s)", scope["method"], scope["path"])
+        except Exception as exc:  # noqa: BLE001 - the one place a fault becomes an answer
+            log.error("fer serve: %s %s failed: %s: %s", scope["method"], scope["path"], type(exc).__name__, exc)
+            if not started:
+                await error(500, f"internal error ({type(exc).__name__}); the server goes on")(scope, receive, send)
+
+
+class SameOrigin:
+    """Requests must name one of ``hosts`` in their Host header (DNS rebinding: a page of evil.example whose name
+    now points at 127.0.0.1 still says Host: evil.example), and a POST from a browser page must come from a page of
+    this server (its Origin header's host is the Host it asked)."""
+
+    def __init__(self, app, *, hosts: tuple[str, ...]):
+        self.app, self.hosts = app, {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if host_name(host) not in self.hosts:
+            message = (f"host {host[:100]!r} is not this server's name; fer serve answers to "
+                       f"{', '.join(sorted(self.hosts))} (start it with --allow-host NAME for another)")
+            return await error(421, message)(scope, receive, send)
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin and urlsplit(origin).netloc.lower() != host.lower():
+            return await error(403, f"a page of {origin[:100]} may not send requests to fer serve")(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: "localhost:8000" -> "localhost", "[::1]:8000" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def serve_hosts(host: str, allow: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The Host names fer serve answers to: bound to loopback, its own names (and ``allow``); bound elsewhere (a phone
+    on the network), any, unless names are given with --allow-host."""
+    if is_loopback(host):
+        return (*LOOPBACK_NAMES, *allow)
+    if allow:
+        return (*LOOPBACK_NAMES, *network_addresses(), host, *allow)
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def client_file_name(raw: str | None) -> str:
+    """A name for messages from the client's x-filename (percent-encoded by fer's page: any script), printable and
+    bounded, never echoed whole."""
+    name = unquote(raw or "upload", errors="replace")
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    return (name[:MAX_NAME] + "...") if len(name) > MAX_NAME else (name or "upload")
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
@@ -109,7 +227,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
                 data = await value.read()
                 if len(data) > limit:
                     raise TooLarge
-                return data, value.filename or "upload"
+                return data, client_file_name(value.filename)
         return b"", "upload"
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -117,7 +235,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
         if size > limit:
             raise TooLarge
         chunks.append(chunk)
-    return b"".join(chunks), request.headers.get("x-filename", "upload")
+    return b"".join(chunks), client_file_name(request.headers.get("x-filename"))
 
 
 def check_tls_files(certfile: Path | None, keyfile: Path | None) -> None:
@@ -188,9 +306,10 @@ def network_addresses() -> list[str]:
 
 
 def run_server(analyzer: FaceAnalyzer, *, sock: socket.socket, certfile: Path | None = None,
-               keyfile: Path | None = None) -> None:
+               keyfile: Path | None = None, allowed_hosts: tuple[str, ...] | None = None) -> None:
     import uvicorn
 
+    logging.basicConfig(format="%(message)s")
     tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile and keyfile else {}
-    server = uvicorn.Server(uvicorn.Config(create_app(analyzer), log_level="warning", **tls))
+    server = uvicorn.Server(uvicorn.Config(create_app(analyzer, allowed_hosts=allowed_hosts), log_level="warning", **tls))
     server.run(sockets=[sock])

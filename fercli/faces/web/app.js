@@ -4,8 +4,16 @@
 const COLOURS = ["#d62728", "#8c564b", "#2ca02c", "#ff7f0e", "#7f7f7f", "#1f77b4", "#e377c2", "#9467bd"];
 
 async function predict(blob, name, query = "") {
-  const response = await fetch(`/v1/predict${query}`, { method: "POST", body: blob, headers: { "x-filename": name } })
-    .catch(() => { throw new Error("cannot reach fer serve (is it still running?)"); });
+  // Header values are Latin-1: a file named in another script travels percent-encoded (the server decodes it).
+  const headers = { "x-filename": encodeURIComponent(name) };
+  let response;
+  try {
+    response = await fetch(`/v1/predict${query}`, { method: "POST", body: blob, headers });
+  } catch (err) {
+    // fetch rejects only when no answer came: the request did not leave, or the server did not answer it.
+    throw new Error(navigator.onLine === false ? "this browser is offline: the photo was not sent"
+      : "cannot reach fer serve (is it still running?); the photo may not have been sent");
+  }
   const body = await response.json().catch(() => ({ error: `server answered ${response.status}` }));
   if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
   return body;
