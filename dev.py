@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("FER_VENV", ROOT / ".venv"))
-TORCH = ["torch==2.14.1", "torchvision==0.29.1"]  # any torch>=2.2 with its torchvision works; this pair is CI's
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]  # any torch>=2.6 with its torchvision works; this pair is CI's
 
 
 def venv_python() -> Path:
