@@ -231,6 +231,7 @@ def serve(
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet (default) or haar.")] = DetectorName.yunet,
     certfile: Annotated[Optional[Path], typer.Option("--certfile", metavar="PEM", help="Serve HTTPS with this certificate (and --keyfile): browsers open the camera only on https:// pages or on this computer's own.")] = None,
     keyfile: Annotated[Optional[Path], typer.Option("--keyfile", metavar="PEM", help="The certificate's private key.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, metavar="N", help="Analyzer processes working side by side (default: one per CPU core); 1 analyses in the server's own process.", show_default=False)] = None,
     allow_host: Annotated[Optional[list[str]], typer.Option("--allow-host", metavar="NAME", help="Another name the server answers to (its Host header): bound to this computer it answers only to localhost, 127.0.0.1 and [::1], so no web page can reach it through DNS rebinding.")] = None,
     device: DeviceOpt = "auto",
     debug: DebugOpt = False,
@@ -242,7 +243,7 @@ def serve(
     from fercli.commands.serve import run_serve
 
     run_serve(host=host, port=port, checkpoint=checkpoint, detector=detector, certfile=certfile, keyfile=keyfile,
-              allow_hosts=tuple(allow_host or ()), device_name=device)
+              allow_hosts=tuple(allow_host or ()), workers=workers or os.cpu_count() or 1, device_name=device)
 
 
 @app.command()

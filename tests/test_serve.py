@@ -81,9 +81,28 @@ def test_an_upside_down_photo_is_read_upright_unless_the_client_says_orient_fals
     assert client.post("/v1/predict?orient=false", content=upside_down.getvalue()).json()["turned"] == 0
 
 
-def test_no_place_in_the_queue_is_503(analyzer):
-    full = TestClient(create_app(analyzer, max_waiting=0))
-    busy = full.post("/v1/predict", content=PHOTO)
+def test_admission_by_expected_wait_queues_a_burst_and_turns_away_a_flood():
+    from fercli.faces.admission import Admission
+
+    gate = Admission(workers=2, max_wait_s=10, first_guess_s=0.5, budget=10**9)
+    # 0.5 s a request on 2 workers: the 41st finds 40 ahead of it, a 10 s wait, and is the last admitted
+    admitted = [gate.enter(1000, 10**6) for _ in range(41)]
+    assert not any(isinstance(t, float) for t in admitted)
+    refused = gate.enter(1000, 10**6)
+    assert isinstance(refused, float) and refused == pytest.approx(10.25) and Admission.retry_after(refused) == "11"
+    for ticket in admitted[:20]:
+        gate.leave(ticket, service_s=0.05)  # the machine proved faster: the average follows it
+    assert not isinstance(gate.enter(1000, 10**6), float) and gate.service_s < 0.1
+
+
+def test_bodies_in_flight_share_a_byte_budget_reserved_before_reading(analyzer):
+    from fercli.faces.admission import Admission
+
+    gate = Admission(workers=1, budget=50 * 1024 * 1024)
+    slow = [gate.enter(None, 20 * 1024 * 1024) for _ in range(3)]  # no length declared: the largest is reserved
+    assert [isinstance(t, float) for t in slow] == [False, False, True]
+    client = TestClient(create_app(analyzer, body_budget=len(PHOTO) // 2))
+    busy = client.post("/v1/predict", content=PHOTO)
     assert busy.status_code == 503 and "busy" in busy.json()["error"] and busy.headers["retry-after"] == "1"
 
 
@@ -180,3 +199,70 @@ def test_the_page_address_is_one_a_browser_can_open():
     assert every[0] == "https://127.0.0.1:8000" and not any("0.0.0.0" in a or "//127." in a for a in every[1:])
     assert page_addresses("127.0.0.1", 8000, "http") == ["http://127.0.0.1:8000"]
     assert page_addresses("::1", 8080, "http") == ["http://[::1]:8080"]
+
+
+def pulled_before_answer(app, headers: list[tuple[bytes, bytes]], first: bytes, chunk: bytes, chunks: int) -> tuple[int, int]:
+    """Calls the app as a server would, offering ``first`` then ``chunks`` x ``chunk``: (bytes it pulled, status)."""
+    import asyncio
+
+    pulled, status = [0], []
+    offered = iter([first] + [chunk] * chunks)
+
+    async def receive():
+        piece = next(offered, None)
+        pulled[0] += len(piece or b"")
+        return {"type": "http.request", "body": piece or b"", "more_body": piece is not None}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/predict", "raw_path": b"/v1/predict", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1:8000"), *headers], "client": ("127.0.0.1", 5000),
+             "server": ("127.0.0.1", 8000), "scheme": "http", "http_version": "1.1", "root_path": "", "app": app}
+    asyncio.run(app(scope, receive, send))
+    return pulled[0], status[0]
+
+
+def test_a_chunked_upload_is_cut_off_at_the_limit_not_read_whole(analyzer):
+    """No Content-Length (chunked), raw or multipart: the server stops pulling one chunk past the limit, where it
+    used to read a 60 MB multipart upload whole before its 413."""
+    app = create_app(analyzer, max_upload=200_000)
+    chunk, limit = b"\xff" * 65536, 200_000 + 64 * 1024 + 65536
+    raw = pulled_before_answer(app, [(b"content-type", b"image/jpeg")], b"", chunk, 1000)
+    assert raw[1] == 413 and raw[0] <= limit
+    head = b'--fer\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n\r\n'
+    form = pulled_before_answer(app, [(b"content-type", b"multipart/form-data; boundary=fer")], head, chunk, 1000)
+    assert form[1] == 413 and form[0] <= limit + len(head)
+    fields = b"".join(b'--fer\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n' % i + b"x" * 150_000 + b"\r\n"
+                      for i in range(8))  # eight text fields, each under the limit, together over it
+    many = pulled_before_answer(app, [(b"content-type", b"multipart/form-data; boundary=fer")], fields, chunk, 0)
+    assert many[1] == 413
+
+
+def test_an_upload_that_stalls_is_dropped():
+    import asyncio
+
+    from fercli.faces.admission import TooSlow, read_body
+
+    async def stalling():
+        yield b"\xff\xd8"
+        await asyncio.sleep(10)
+        yield b"never"
+
+    with pytest.raises(TooSlow):
+        asyncio.run(read_body(stalling(), 1000, timeout_s=0.2))
+
+
+def test_worker_processes_each_hold_an_analyzer_and_answer_alike():
+    from fercli.faces.pool import ProcessPool
+
+    pool = ProcessPool({"model": None}, workers=2)
+    try:
+        client = TestClient(create_app(pool))
+        assert client.get("/v1/model").json()["workers"] == 2
+        answers = [client.post("/v1/predict", content=PHOTO).json() for _ in range(4)]
+        assert all([f["label"] for f in a["faces"]] == ["happy"] for a in answers)
+        assert len({str(a["faces"][0]["scores"]) for a in answers}) == 1
+    finally:
+        pool.close()

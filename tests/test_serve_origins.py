@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fercli.faces.analyzer import FaceAnalyzer
-from fercli.faces.serve import create_app, host_name, serve_hosts
+from fercli.faces.guards import host_name, serve_hosts
+from fercli.faces.serve import create_app
 
 PHOTO = (Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg").read_bytes()
 

@@ -41,14 +41,15 @@ class FaceAnalyzer:
     big photo again at twice the detector's size for faces too small for the usual copy (YuNet only; video frames
     skip it). even_exposure: a dark photo is also searched brightened (YuNet only; a face found only there must
     score DARK_MIN_SCORE), and a face crop of low contrast (a dark or washed-out photo) is stretched before it is
-    classified.
+    classified. threads: the classifier's threads (an ONNX model's; default: the cores).
     """
 
     def __init__(self, model: str | Path | None = None, *, detector: DetectorName | None = DetectorName.yunet,
                  detect_size: int = DETECT_SIZE, min_score: float = MIN_SCORE, min_face: int = MIN_FACE,
                  faces: Faces = Faces.all, align: bool = True, orient: bool = True, tta: TTA = TTA.flip,
-                 small_faces: bool = True, even_exposure: bool = True, device: str = "auto", batch_images: int = 64):
-        self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device)
+                 small_faces: bool = True, even_exposure: bool = True, device: str = "auto", batch_images: int = 64,
+                 threads: int | None = None):
+        self.classifier: Classifier = open_classifier(Path(model) if model else None, device=device, threads=threads)
         if self.classifier.preprocess.channels != 1:
             raise CheckpointError("fer predicts with gray (1-channel) models only; this checkpoint takes colour input")
         self.finder = FaceFinder(crop_size=self.classifier.preprocess.image_size, detector=detector, detect_size=detect_size,

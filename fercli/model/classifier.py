@@ -35,12 +35,13 @@ class Classifier(Protocol):
         """uint8 crops -> calibrated class probabilities [N, K]: softmax(log_probs / temperature)."""
 
 
-def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_size: int | None = None) -> Classifier:
+def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_size: int | None = None,
+                    threads: int | None = None) -> Classifier:
     """``path`` by its suffix; None is the shipped model (its ONNX form on the CPU, the .pt on other devices);
     a shipped model's name (``fer2013``, ``ferplus``) picks that one.
 
     ``device`` is a name (auto, cpu, cuda, cuda:N, mps) or a resolved torch.device; ONNX runs on the CPU only.
-    ``batch_size``: crops per forward pass (default: each runtime's own).
+    ``batch_size``: crops per forward pass (default: each runtime's own). ``threads``: an ONNX model's threads.
     """
     options = {} if batch_size is None else {"batch_size": batch_size}
     on_cpu = str(device).strip().lower() in ("auto", "cpu")
@@ -52,7 +53,7 @@ def open_classifier(path: Path | None = None, *, device: Any = "auto", batch_siz
             raise InputError(f"--device {device}: ONNX models run on the CPU; pass a .pt checkpoint to use {device}")
         from fercli.model.onnx_backend import OnnxClassifier
 
-        return OnnxClassifier(path, **options)
+        return OnnxClassifier(path, threads=threads, **options)
     from fercli.model.torch_backend import TorchClassifier
 
     return TorchClassifier.open(path, device=device, **options)

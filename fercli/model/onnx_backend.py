@@ -26,13 +26,18 @@ class OnnxClassifier:
 
     runs_on = "onnxruntime (CPU)"
 
-    def __init__(self, path: Path, batch_size: int = 256):
+    def __init__(self, path: Path, batch_size: int = 256, threads: int | None = None):
+        """threads: onnxruntime's threads for one forward pass (default: the cores); a server running several
+        analyzers side by side gives each its share."""
         import onnxruntime as ort
 
         if not path.is_file():
             raise CheckpointError(f"model not found: {path} (write one with fer export, or omit --checkpoint)")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for damaged files
             raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:120]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
