@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_WAIT_S = 10.0
-BODY_BUDGET_BYTES = 200 * 1024 * 1024  # bodies held at once, read or waiting: ten of the largest uploads
+BODY_BUDGET_BYTES = 128 * 1024 * 1024  # bodies held at once, read or waiting: six of the largest uploads
 READ_TIMEOUT_S = 30.0  # an upload that sends nothing for this long is dropped
 FRAMING = 64 * 1024  # what multipart headers and boundaries may add to the image itself
 

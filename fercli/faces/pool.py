@@ -1,5 +1,6 @@
 """The analyzers behind fer serve: one in the server's own process, or one in each of N worker processes (a bigger
-machine serves more). Either way the server asks ``await pool.predict(data, name=..., orient=...)``."""
+machine serves more). Either way the server asks ``await pool.predict(data, name=..., orient=...)`` and gets the
+record and the seconds the analysis itself took (not the wait for an analyzer: admission needs the pace of work)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ class LocalPool:
         self.analyzer, self.turn = analyzer, threading.Lock()
         self.facts = model_facts(analyzer)
 
-    def _predict(self, data: bytes, name: str, orient: bool) -> dict:
+    def _predict(self, data: bytes, name: str, orient: bool) -> tuple[dict, float]:
         with self.turn:
-            return self.analyzer.predict(data, name=name, orient=orient)
+            return timed(self.analyzer, data, name, orient)
 
-    async def predict(self, data: bytes, *, name: str, orient: bool) -> dict:
+    async def predict(self, data: bytes, *, name: str, orient: bool) -> tuple[dict, float]:
         return await run_in_threadpool(self._predict, data, name, orient)
 
     def close(self) -> None:
@@ -68,8 +69,14 @@ def _worker_facts() -> dict:
     return model_facts(_worker_analyzer)
 
 
-def _worker_predict(data: bytes, name: str, orient: bool) -> dict:
-    return _worker_analyzer.predict(data, name=name, orient=orient)
+def _worker_predict(data: bytes, name: str, orient: bool) -> tuple[dict, float]:
+    return timed(_worker_analyzer, data, name, orient)
+
+
+def timed(analyzer: FaceAnalyzer, data: bytes, name: str, orient: bool) -> tuple[dict, float]:
+    start = time.perf_counter()
+    record = analyzer.predict(data, name=name, orient=orient)
+    return record, time.perf_counter() - start
 
 
 class ProcessPool:
@@ -87,7 +94,7 @@ class ProcessPool:
         for future in warm[1:]:
             future.result()
 
-    async def predict(self, data: bytes, *, name: str, orient: bool) -> dict:
+    async def predict(self, data: bytes, *, name: str, orient: bool) -> tuple[dict, float]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, _worker_predict, data, name, orient)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -105,9 +104,7 @@ def create_app(analyzer: FaceAnalyzer | LocalPool | ProcessPool, *, max_upload: 
                 return error(400, "the upload ended before its end")
             if not data:
                 return error(400, "empty upload: send an image file as the body or as a multipart field")
-            start = time.perf_counter()
-            record = await pool.predict(data, name=name, orient=orient)
-            served = time.perf_counter() - start
+            record, served = await pool.predict(data, name=name, orient=orient)
         finally:
             admission.leave(ticket, served)
         if record["status"] == "error":
