@@ -90,13 +90,7 @@ def load(url: str, body: bytes, clients: int, seconds: float) -> dict:
         while time.time() < until:
             results.append(post(url, body))
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return summary(results, time.perf_counter() - start)
+    return summary(results, run_clients(client, clients))
 
 
 def burst(url: str, body: bytes, clients: int) -> dict:
@@ -107,13 +101,18 @@ def burst(url: str, body: bytes, clients: int) -> dict:
         gate.wait()
         results.append(post(url, body))
 
+    return summary(results, run_clients(client, clients))
+
+
+def run_clients(client, clients: int) -> float:
+    """``clients`` threads running ``client``; the seconds until the last one ends."""
     threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return summary(results, time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
 def summary(results: list[tuple[int, float]], elapsed: float) -> dict:
