@@ -29,7 +29,7 @@ class LoadedModel:
     temperature: float
     meta: dict[str, Any]  # the whole checkpoint minus the weights
 
-    # The same face as onnx_model.OnnxClassifier, so eval and visualize take either.
+    # The same face as onnx_backend.OnnxClassifier, so eval and visualize take either.
     @property
     def image_size(self) -> int:
         return self.preprocess.image_size
