@@ -183,7 +183,10 @@ def predict(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", metavar="MODEL", help="A .pt checkpoint (PyTorch), an .onnx export (onnxruntime, CPU), or a shipped model: fer2013 (the default, 7 classes) or ferplus (8, trained on FER+ labels).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, nothing else.")] = False,
     save: Annotated[Optional[Path], typer.Option("--output", "-o", "--save", metavar="PATH", help="Write annotated images (.jpg, .png) or videos (.mp4, .webm, .avi) to this file or folder.")] = None,
-    csv_file: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Photos: also write a spreadsheet, one row per face (and per photo without one): file, face, box, label, every class's probability, faces left out under --min-face. Videos write timeline.csv in their run folder.")] = None,
+    csv_file: Annotated[Optional[Path], typer.Option("--csv", metavar="FILE", help="Also write a spreadsheet, one row per face of each photo and of each video's analysed frames (and per input without one): file, frame, face, box, label, every class's probability. A rerun with the same file goes on with it, skipping the inputs it holds.")] = None,
+    parquet: Annotated[Optional[Path], typer.Option("--parquet", metavar="FILE", help="The same rows as --csv, as a Parquet file (for pandas, pyarrow, DuckDB, Spark; needs pyarrow); resumed the same way.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: local (start one on this machine), auto (the one `ray start` made here) or its address (ray://HEAD:10001). Inputs must be readable at the same path from every node. Needs pip install \"fercli[ray]\".")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, metavar="N", help="With --ray: analyzers working side by side, one core each (default: the cluster's cores).", show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save and --csv files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes; compared in benchmarks/detector.py). haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
@@ -218,7 +221,7 @@ def predict(
     code = run_predict(inputs=inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, csv_file=csv_file, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
                        no_detect=no_detect, align=not no_align, orient=not no_orient, small_faces=not no_small_faces, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
-                       device_name=device, tta=tta)
+                       device_name=device, tta=tta, parquet=parquet, ray=ray, workers=workers)
     raise typer.Exit(code)
 
 

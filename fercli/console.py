@@ -11,8 +11,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-out = Console()  # results
-err = Console(stderr=True)  # progress, messages, errors
+out = Console(emoji=False)  # results; emoji=False: a file named "a:smile:.jpg" stays that name
+err = Console(stderr=True, emoji=False)  # progress, messages, errors
 
 EPOCH_COLUMNS = [("epoch", 5, "d"), ("train_loss", 10, ".4f"), ("train_acc", 9, ".2%"), ("val_loss", 8, ".4f"),
                  ("val_acc", 7, ".2%"), ("lr", 9, ".2e"), ("seconds", 7, ".1f")]
@@ -158,6 +158,37 @@ class FrameProgress:
         """``now``: the last analysed frame's faces in a few words; None keeps the previous."""
         fields = {"fps": fps} if now is None else {"fps": fps, "now": escape(now)}
         self.progress.update(self.task, completed=done, **fields)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+class BatchProgress:
+    """Progress of a long batch job over many inputs (``fer predict --ray``): inputs done of the total, faces/s and
+    time left; a bar on a terminal, and a line every ``every_s`` seconds where stderr is a log file (a cluster job)."""
+
+    def __init__(self, label: str, total: int, every_s: float = 30.0):
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.clock, self.label, self.total, self.every_s = time.monotonic, label, total, every_s
+        self.start = self.last_line = self.clock()
+        self.done = self.faces = 0
+        self.progress = bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]:.1f} faces/s"), TimeElapsedColumn(), TimeRemainingColumn())
+        self.task = self.progress.add_task(escape(label), total=total, rate=0.0)
+        self.progress.start()
+
+    def advance(self, inputs: int, faces: int) -> None:
+        self.done, self.faces = self.done + inputs, self.faces + faces
+        now = self.clock()
+        rate = self.faces / max(now - self.start, 1e-9)
+        self.progress.update(self.task, completed=self.done, rate=rate)
+        if not err.is_terminal and now - self.last_line >= self.every_s:
+            self.last_line = now
+            left = (self.total - self.done) * (now - self.start) / max(self.done, 1)
+            info(f"{self.label}: {self.done} of {self.total} inputs, {rate:.1f} faces/s, {left / 60:.0f} min left")
 
     def close(self) -> None:
         self.progress.stop()

@@ -15,11 +15,13 @@ ALLOWED = {
     "data": {"data", "faces", "model"},
     "train": {"train", "data", "model", "faces"},
     "evaluate": {"evaluate", "data", "model", "faces"},
+    "scale": {"scale", "faces", "model"},
 }
 TORCH_FREE = ["fercli.faces.analyzer", "fercli.faces.video", "fercli.faces.serve", "fercli.faces.draw",
               "fercli.faces.inputs", "fercli.faces.media", "fercli.model.classifier", "fercli.model.onnx_backend", "fercli.model.shipped",
               "fercli.model.preprocess", "fercli.commands.predict", "fercli.commands.video", "fercli.commands.serve",
-              "fercli.cli", "fercli.config", "fercli.runs", "fercli.console"]
+              "fercli.cli", "fercli.config", "fercli.runs", "fercli.console", "fercli.commands.tables",
+              "fercli.commands.predict_ray", "fercli.scale.tasks", "fercli.scale.on_ray"]
 
 
 def package_imports(path: Path) -> set[str]:

@@ -128,8 +128,8 @@ def test_a_photo_piped_in_is_read_from_stdin(tmp_path, trained_checkpoint):
 
 
 def test_csv_has_a_row_per_face_and_per_photo_without_one(tmp_path, trained_checkpoint):
-    """--csv: a spreadsheet of a folder's faces; a photo without a face and an unreadable one get a row each; an
-    existing file is kept unless --overwrite."""
+    """--csv: a spreadsheet of a folder's faces; a photo without a face and an unreadable one get a row each; a rerun
+    goes on with the file, and --overwrite starts it afresh."""
     import csv
     import shutil
 
@@ -149,11 +149,21 @@ def test_csv_has_a_row_per_face_and_per_photo_without_one(tmp_path, trained_chec
     assert [(Path(r["file"]).name, r["status"], r["face"], r["faces_under_min_face"]) for r in rows] == [
         ("a.jpg", "ok", "1", "0"), ("a.jpg", "ok", "2", "0"), ("b.png", "no_face", "", "0"), ("c.jpg", "error", "", "0"),
         ("d.jpg", "no_face", "", "3")]
-    classes = list(rows[0])[9:-3]
+    classes = list(rows[0])[11:-3]
     assert sum(float(rows[0][c]) for c in classes) == pytest.approx(1, abs=1e-3) and rows[0]["label"] in classes
-    assert int(rows[1]["x"]) > int(rows[0]["x"]) and rows[3]["error"]
-    again = predict(folder, "-c", trained_checkpoint, "--csv", table)
-    assert again.exit_code == 1 and "already exists" in again.stderr and len(list(csv.DictReader(open(table)))) == 5
+    assert int(rows[1]["x"]) > int(rows[0]["x"]) and rows[3]["error"] and rows[0]["frame"] == ""
+    # A rerun goes on with the file: what it holds stays, unreadable inputs are tried again, nothing is doubled.
+    (folder / "e.jpg").write_bytes((EXAMPLES / "astronaut.jpg").read_bytes())
+    again = predict(folder, "-c", trained_checkpoint, "--csv", table, "--json")
+    assert again.exit_code == 1 and "holds 3 of these inputs from before" in again.stderr
+    assert sorted(Path(json.loads(line)["path"]).name for line in again.stdout.splitlines()) == ["c.jpg", "e.jpg"]
+    assert [Path(r["file"]).name for r in csv.DictReader(open(table))] == ["a.jpg", "a.jpg", "b.png", "d.jpg", "c.jpg", "e.jpg"]
+    assert predict(folder, "-c", trained_checkpoint, "--csv", table, "--overwrite").exit_code == 1
+    assert [Path(r["file"]).name for r in csv.DictReader(open(table))] == ["a.jpg", "a.jpg", "b.png", "c.jpg", "d.jpg", "e.jpg"]
+    (tmp_path / "other.csv").write_text("name,score\nx,1\n")
+    foreign = predict(folder, "-c", trained_checkpoint, "--csv", tmp_path / "other.csv")
+    assert foreign.exit_code == 1 and "is not a table" in foreign.stderr
+    assert (tmp_path / "other.csv").read_text() == "name,score\nx,1\n"  # not the user's file: left as it was
     assert predict(folder, "-c", trained_checkpoint, "--csv", tmp_path / "faces.txt").exit_code == 1
 
 

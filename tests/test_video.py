@@ -109,7 +109,7 @@ def test_json_lines_timestamps_and_one_face_id(tmp_path, monkeypatch):
     assert [r["frame"] for r in records] == list(range(30))
     assert all(r["time_s"] == pytest.approx(r["frame"] / FPS, abs=1e-3) for r in records)
     assert set(records[0]) == {"path", "frame", "time_s", "faces"}
-    assert set(records[0]["faces"][0]) == {"face_id", "box", "label", "scores", "raw_scores"}
+    assert set(records[0]["faces"][0]) == {"face_id", "box", "label", "scores", "raw_scores", "detector_score"}
     assert all(len(r["faces"]) == 1 and r["faces"][0]["face_id"] == 1 for r in records)  # one person, one id
     assert "Results saved to" in result.stderr  # stdout carries JSON only
 

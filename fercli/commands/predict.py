@@ -4,7 +4,6 @@ videos and cameras (commands/video.py)."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import glob
 import json
 import sys
@@ -18,6 +17,7 @@ from fercli.choices import TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces.analyzer import FaceAnalyzer, ImageResult, min_face_advice
 from fercli.faces.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
+from fercli.commands.tables import Tables, photo_rows, video_rows
 from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.faces.urls import download, is_url
 from fercli.faces.media import Sampling, is_clip, is_video_path, media_name
@@ -28,89 +28,96 @@ VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 def run_predict(*, inputs: list[str], camera: int | None, checkpoint: Path | None, as_json: bool, save: Path | None,
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
                 min_face: int, no_detect: bool, align: bool, orient: bool, sampling: Sampling, smooth_s: float, device_name: str,
-                small_faces: bool = True, csv_file: Path | None = None,
-                tta: TTA = TTA.flip) -> int:
+                small_faces: bool = True, csv_file: Path | None = None, parquet: Path | None = None,
+                tta: TTA = TTA.flip, ray: str | None = None, workers: int | None = None) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
         raise InputError("give photos, videos, folders or globs to predict on, or --source N for camera N")
     if smooth_s < 0:
         raise InputError(f"--smooth {smooth_s}: give 0 (no smoothing) or a number of seconds")
+    if ray is not None and (save is not None or camera is not None):
+        raise InputError("--ray analyses files and addresses into records and tables; annotated copies (--save) and "
+                         "cameras are made on one machine: run those without --ray")
     items = expand_inputs(inputs)
+    options = {"model": None if checkpoint is None else str(checkpoint), "detector": None if no_detect else detector,
+               "detect_size": detect_size, "min_score": min_score, "min_face": min_face, "faces": faces, "align": align,
+               "orient": orient, "tta": tta, "small_faces": small_faces, "device": device_name}
+    analyzer = FaceAnalyzer(**options)
+    classes = analyzer.classifier.classes
+    settings = {**{k: str(v) for k, v in options.items() if k not in ("model", "device")},
+                "model": model_identity(analyzer), "fps": sampling.fps, "every": sampling.every,
+                "smooth_s": smooth_s} if parquet else {}  # kept in the Parquet file, checked when it is resumed
+    tables = Tables(csv_path=csv_file, parquet_path=parquet, classes=classes, overwrite=overwrite, settings=settings)
+    items = skip_done(items, tables.done, csv_file or parquet)
     videos = [path for path, error in items if not error and is_clip(path)]
     photos = [(path, error) for path, error in items if path not in videos]
     targets = plan_saves(items, save, overwrite, camera, clips=set(videos))
-    if csv_file is not None:
-        if csv_file.suffix.lower() != ".csv":
-            raise InputError(f"--csv {csv_file}: give a file name ending in .csv")
-        refuse_overwrite(csv_file, overwrite)
-    analyzer = FaceAnalyzer(checkpoint, detector=None if no_detect else detector, detect_size=detect_size,
-                            min_score=min_score, min_face=min_face, faces=faces, align=align, orient=orient, tta=tta,
-                            small_faces=small_faces,
-                            device=device_name)
-    failures = predict_photos(analyzer, photos, targets, as_json, top_k, csv_file) if photos else 0
-    for source in videos + ([camera] if camera is not None else []):
-        from fercli.commands.video import run_video  # the video pipeline, for videos only
+    try:
+        if ray is not None:
+            from fercli.commands.predict_ray import predict_on_ray  # Ray, an optional extra, only here
 
-        try:
-            run_video(source=source, analyzer=analyzer, sampling=sampling, smooth_s=smooth_s, as_json=as_json,
-                      save=targets.get(str(source)), top_k=top_k)
-        except InputError as exc:
-            failures += 1
-            console.error(str(exc))
-    return 1 if failures else 0
+            return predict_on_ray(address=ray, workers=workers, photos=photos, videos=videos, options=options,
+                                  sampling=sampling, smooth_s=smooth_s, as_json=as_json, top_k=top_k, tables=tables,
+                                  classes=classes)
+        failures = predict_photos(analyzer, photos, targets, as_json, top_k, tables) if photos else 0
+        for source in videos + ([camera] if camera is not None else []):
+            from fercli.commands.video import run_video  # the video pipeline, for videos only
+
+            def add_rows(frames: list[dict], path: str = str(source)) -> None:
+                tables.add(video_rows(path, frames, classes))
+
+            try:
+                run_video(source=source, analyzer=analyzer, sampling=sampling, smooth_s=smooth_s, as_json=as_json,
+                          save=targets.get(str(source)), top_k=top_k, on_done=add_rows if source != camera else None)
+            except InputError as exc:
+                failures += 1
+                console.error(str(exc))
+                tables.add(video_rows(str(source), [], classes, error=str(exc).removeprefix(f"{source}: ")))
+        return 1 if failures else 0
+    finally:
+        tables.close()
+
+
+def model_identity(analyzer: FaceAnalyzer) -> str:
+    """The model's file name and the start of its SHA-256: a table resumed with another model would mix two."""
+    import hashlib
+
+    path = analyzer.classifier.path
+    return f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
+def skip_done(items: list[tuple[str, str]], done: set[str], table: Path | None) -> list[tuple[str, str]]:
+    """The inputs a rerun still has to do: those not in the --csv or --parquet file it goes on with."""
+    if not done:
+        return items
+    left = [(path, error) for path, error in items if path not in done]
+    console.info(f"{table} holds {len(items) - len(left)} of these inputs from before: kept, and not analysed again "
+                 f"({len(left)} left; --overwrite starts it afresh)")
+    return left
 
 
 def predict_photos(analyzer: FaceAnalyzer, items: list[tuple[str, str]], targets: dict[str, Path], as_json: bool,
-                   top_k: int, csv_file: Path | None = None) -> int:
+                   top_k: int, tables: Tables) -> int:
     """Tables or JSON lines per photo, then (for several) a count on stderr; returns how many could not be read."""
     counts = {"ok": 0, "no_face": 0, "error": 0, "faces": 0}
     # Results piped to a file leave the terminal silent for a big folder: a bar there instead (gone when done).
     bar = console.WorkProgress("photos", len(items)) if len(items) > 1 and not console.out.is_terminal else None
-    with bar or contextlib.nullcontext(), FaceTable(csv_file, analyzer.classifier.classes) as table:
+    with bar or contextlib.nullcontext():
         for result in analyzer.analyze_files(items):
             counts[result.status] += 1
             counts["faces"] += len(result.faces)
             show_or_save(result, targets, as_json, top_k)
-            table.add(result)
+            tables.add(photo_rows(result.to_json(), analyzer.classifier.classes))
             if bar:
                 bar.advance(1)
     if len(items) > 1:
-        console.info(f"{len(items)} photos: {counts['ok']} with faces ({counts['faces']} faces), {counts['no_face']} "
-                     f"without, {counts['error']} unreadable")
+        say_counts(counts, len(items))
     return counts["error"]
 
 
-class FaceTable:
-    """--csv: one row per face, and one per photo without a face or unreadable (face left empty, error said), written
-    as results come, so a big folder stopped by Ctrl-C leaves the rows done. No file: does nothing."""
-
-    def __init__(self, path: Path | None, classes: tuple[str, ...]):
-        self.path, self.classes, self.file, self.writer = path, classes, None, None
-
-    def __enter__(self) -> FaceTable:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.path, "w", newline="")
-            self.writer = csv.writer(self.file)
-            self.writer.writerow(["file", "status", "face", "x", "y", "w", "h", "detector_score", "label",
-                                  *self.classes, "turned", "faces_under_min_face", "error"])
-        return self
-
-    def add(self, result: ImageResult) -> None:
-        if self.writer is None:
-            return
-        for number, face in enumerate(result.faces, start=1):
-            self.writer.writerow([result.path, result.status, number, *face.box, face.detector_score, face.label,
-                                  *[face.scores[c] for c in self.classes], result.turned, len(result.too_small), ""])
-        if not result.faces:
-            self.writer.writerow([result.path, result.status, *[""] * (7 + len(self.classes)), result.turned,
-                                  len(result.too_small), result.error])
-        self.file.flush()
-
-    def __exit__(self, *exc) -> None:
-        if self.file is not None:
-            self.file.close()
-            console.info(f"saved {self.path}")
+def say_counts(counts: dict[str, int], photos: int) -> None:
+    console.info(f"{photos} photos: {counts['ok']} with faces ({counts['faces']} faces), {counts['no_face']} "
+                 f"without, {counts['error']} unreadable")
 
 
 def show_or_save(result: ImageResult, targets: dict[str, Path], as_json: bool, top_k: int) -> None:

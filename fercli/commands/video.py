@@ -7,6 +7,7 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +26,21 @@ FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".webm
 
 
 def run_video(*, source: str | int, analyzer: FaceAnalyzer, sampling: Sampling, smooth_s: float, as_json: bool,
-              save: Path | None, top_k: int, project: Path = Path("runs/predict")) -> int:
-    """Returns the exit code; Ctrl-C still leaves every file complete (and stops a camera normally)."""
+              save: Path | None, top_k: int, project: Path = Path("runs/predict"),
+              on_done: Callable[[list[dict]], None] | None = None) -> int:
+    """Returns the exit code; Ctrl-C still leaves every file complete (and stops a camera normally). ``on_done``: given
+    the analysed frames' records when a file was read to its end (not when interrupted)."""
     label = f"camera {source}" if isinstance(source, int) else str(source)
     video = open_clip(source, sampling, decode_all=save is not None)
     run_dir = new_run_dir(project, media_name(source))
     outputs = Outputs(run_dir, label, analyzer.classifier.classes, video.info, save, top_k, live=video.live)
     progress = console.FrameProgress(label, video.info.frames)
-    start, interrupted = time.perf_counter(), False
+    start, interrupted, records = time.perf_counter(), False, []
     try:
         for result in analyze_video(analyzer, video, smooth_s):
             outputs.add(result)
+            if on_done is not None and result.frame.analyse:
+                records.append(result.to_json(label))
             if as_json and result.frame.analyse:
                 sys.stdout.write(json.dumps(result.to_json(label)) + "\n")
                 if video.live:  # a pipe would hold a camera's lines back for kilobytes
@@ -52,7 +57,25 @@ def run_video(*, source: str | int, analyzer: FaceAnalyzer, sampling: Sampling, 
     report(summary, run_dir, as_json)
     if interrupted and not video.live:
         raise KeyboardInterrupt  # a file run cut short: the CLI says so and exits 130, after the files were closed
+    if on_done is not None:
+        on_done(records)
     return 0
+
+
+def save_video_run(*, video: dict, classes: tuple[str, ...], as_json: bool, project: Path = Path("runs/predict")) -> Path:
+    """The run folder of a video analysed elsewhere (scale.tasks.analyze_video_file's result), as run_video writes it."""
+    label = video["path"]
+    info = VideoInfo(video["fps"], video["width"], video["height"], video["frames_claimed"])
+    run_dir = new_run_dir(project, media_name(label))
+    outputs = Outputs(run_dir, label, classes, info, save=None, top_k=1)
+    for record in video["frames"]:
+        result = FrameResult.from_json(record, record["too_small"])
+        outputs.add(result)
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_json(label)) + "\n")
+    summary = outputs.close(decoded=video["decoded"], seconds=video["seconds"], interrupted=False, damaged=video["damaged"])
+    report(summary, run_dir, as_json)
+    return run_dir
 
 
 def faces_now(result: FrameResult) -> str:

@@ -19,6 +19,11 @@ class Face:
         return {"box": list(self.box), "label": self.label, "scores": self.scores,
                 "detector_score": self.detector_score, "landmarks": self.landmarks}
 
+    @classmethod
+    def from_json(cls, record: dict) -> Face:
+        return cls(tuple(record["box"]), detector_score=record["detector_score"], landmarks=record["landmarks"],
+                   label=record["label"], scores=record["scores"])
+
 
 
 @dataclass
@@ -39,6 +44,12 @@ class ImageResult:
         if self.too_small:
             record["faces_under_min_face"] = len(self.too_small)
         return record
+
+    @classmethod
+    def from_json(cls, record: dict, too_small: list[int] = ()) -> ImageResult:
+        """A record back (from another process); ``too_small``: the sides the record only counts."""
+        return cls(record["path"], record["status"], [Face.from_json(f) for f in record["faces"]], record.get("error", ""),
+                   tuple(record["size"]), record["turned"], list(too_small))
 
 
 

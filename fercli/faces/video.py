@@ -38,7 +38,7 @@ URL_TIMEOUT_MS = 20_000
 class Frame:
     index: int  # position in the source, from 0
     time_s: float
-    bgr: np.ndarray  # as OpenCV decodes it
+    bgr: np.ndarray | None  # as OpenCV decodes it; None in a result sent back by another process
     analyse: bool  # False: only decoded for the annotated video, not analysed
 
 
@@ -58,10 +58,17 @@ class FrameResult:
     def to_json(self, path: str) -> dict:
         record = {"path": path, "frame": self.frame.index, "time_s": round(self.frame.time_s, 3),
                   "faces": [{"face_id": t.face_id, "box": list(t.face.box), "label": t.face.label, "scores": t.face.scores,
-                             "raw_scores": t.raw} for t in self.faces]}
+                             "raw_scores": t.raw, "detector_score": t.face.detector_score} for t in self.faces]}
         if self.too_small:
             record["faces_under_min_face"] = len(self.too_small)
         return record
+
+    @classmethod
+    def from_json(cls, record: dict, too_small: list[int] = ()) -> FrameResult:
+        """An analysed frame back from its record (as another process sent it), without its pixels."""
+        faces = [TrackedFace(f["face_id"], Face(tuple(f["box"]), detector_score=f["detector_score"], label=f["label"],
+                                                scores=f["scores"]), f["raw_scores"]) for f in record["faces"]]
+        return cls(Frame(record["frame"], record["time_s"], None, True), faces, list(too_small))
 
 
 @dataclass

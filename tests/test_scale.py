@@ -1,0 +1,272 @@
+"""fer predict at scale: --csv and --parquet tables that a rerun goes on with, the tasks --ray sends out, and --ray on a
+local Ray instance and on a two-node cluster made on this machine (each test starts and stops its own)."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fercli.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+runner = CliRunner()
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def photo_folder(root: Path, copies: int = 1) -> Path:
+    """Two photos with faces (three faces), a face-free grey one and a broken JPEG, ``copies`` times over."""
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(copies):
+        shutil.copy(EXAMPLES / "astronaut.jpg", root / f"astronaut{k}.jpg")
+        shutil.copy(EXAMPLES / "two_faces.jpg", root / f"two_faces{k}.jpg")
+        Image.fromarray(np.full((200, 300), 128 + k % 100, np.uint8)).save(root / f"grey{k}.png")
+        (root / f"broken{k}.jpg").write_bytes(b"\xff\xd8\xff cut short")
+    return root
+
+
+def fer(*args, cwd: Path, timeout=300):
+    """`fer` in its own process, as a user runs it (Ray's workers are processes of their own), in ``cwd`` (runs/)."""
+    return subprocess.run([sys.executable, "-m", "fercli", *[str(a) for a in args]], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+
+
+def by_path(stdout: str) -> dict[str, dict]:
+    return {record["path"]: record for record in map(json.loads, stdout.splitlines())}
+
+
+def assert_same_records(a: dict[str, dict], b: dict[str, dict]) -> None:
+    """Same inputs, statuses and labels; boxes within a pixel."""
+    assert a.keys() == b.keys()
+    for path in a:
+        assert a[path]["status"] == b[path]["status"], path
+        assert [f["label"] for f in a[path]["faces"]] == [f["label"] for f in b[path]["faces"]], path
+        for fa, fb in zip(a[path]["faces"], b[path]["faces"]):
+            assert np.abs(np.subtract(fa["box"], fb["box"])).max() <= 1, path
+
+
+# ------------------------------------------------------------------ tables and tasks, without Ray
+
+
+def test_parquet_has_the_csv_rows_and_a_rerun_goes_on_with_it(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="--parquet needs pyarrow (the ray extra)")
+    folder = photo_folder(tmp_path / "photos")
+    table, sheet = tmp_path / "faces.parquet", tmp_path / "faces.csv"
+    first = runner.invoke(app, ["predict", str(folder / "astronaut0.jpg"), str(folder / "grey0.png"),
+                                "--parquet", str(table), "--csv", str(sheet)])
+    assert first.exit_code == 0, first.output
+    rows = pq.read_table(table).to_pylist()
+    assert [(Path(r["file"]).name, r["status"], r["face"]) for r in rows] == [("astronaut0.jpg", "ok", 1),
+                                                                               ("grey0.png", "no_face", None)]
+    sheet_rows = list(csv.DictReader(open(sheet)))
+    assert list(rows[0]) == list(sheet_rows[0])  # the same columns, in the same order
+    assert [(r["file"], r["label"] or "", r["x"] or "") for r in rows] == [(r["file"], r["label"], r["x"] and int(r["x"]))
+                                                                          for r in sheet_rows]
+    assert not (tmp_path / "faces.parquet.parts").exists()
+    # The whole folder with the same files: the two done are kept, the other two added, nothing twice.
+    again = runner.invoke(app, ["predict", str(folder), "--parquet", str(table), "--csv", str(sheet), "--json"])
+    assert again.exit_code == 1 and "holds 2 of these inputs from before" in again.stderr  # broken0.jpg: unreadable
+    assert sorted(Path(p).name for p in by_path(again.stdout)) == ["broken0.jpg", "two_faces0.jpg"]
+    files = [Path(r["file"]).name for r in pq.read_table(table).to_pylist()]
+    assert sorted(files) == sorted(Path(r["file"]).name for r in csv.DictReader(open(sheet)))
+    assert sorted(files) == ["astronaut0.jpg", "broken0.jpg", "grey0.png", "two_faces0.jpg", "two_faces0.jpg"]
+    # Other settings would mix two kinds of rows in one table: refused, the file left as it was.
+    before = table.read_bytes()
+    other = runner.invoke(app, ["predict", str(folder), "--parquet", str(table), "--detect-size", "320"])
+    assert other.exit_code == 1 and "was made with other settings (detect_size)" in other.stderr
+    assert table.read_bytes() == before
+
+
+def test_a_stopped_parquet_run_leaves_parts_that_the_rerun_keeps(tmp_path):
+    pytest.importorskip("pyarrow")
+    from fercli.commands.tables import ParquetSink, photo_rows
+
+    classes = ("happy", "sad")
+    record = {"path": "a.jpg", "status": "ok", "size": [10, 10], "turned": 0,
+              "faces": [{"box": [1, 2, 3, 4], "label": "happy", "scores": {"happy": 0.9, "sad": 0.1},
+                         "detector_score": 0.95, "landmarks": None}]}
+    path = tmp_path / "out.parquet"
+    stopped = ParquetSink(path, classes, overwrite=False, settings={"model": "m"})
+    stopped.drop_except(set())
+    stopped.add(photo_rows(record, classes))
+    stopped.flush()  # what a run killed after its first flush leaves: a part, no file
+    assert not path.exists() and len(list((tmp_path / "out.parquet.parts").iterdir())) == 1
+    resumed = ParquetSink(path, classes, overwrite=False, settings={"model": "m"})
+    assert resumed.done == {"a.jpg"}
+    resumed.drop_except(resumed.done)
+    resumed.add(photo_rows({**record, "path": "b.jpg"}, classes))
+    resumed.close()
+    import pyarrow.parquet as pq
+
+    assert [r["file"] for r in pq.read_table(path).to_pylist()] == ["a.jpg", "b.jpg"]
+    assert not (tmp_path / "out.parquet.parts").exists()
+
+
+def test_a_task_never_fails_as_a_whole(tmp_path):
+    """A broken photo is a record with its error; so is a video that cannot be opened, and a photo fer fails on."""
+    from fercli.faces.analyzer import FaceAnalyzer
+    from fercli.faces.media import Sampling
+    from fercli.scale.tasks import plan_tasks, run_task
+
+    folder = photo_folder(tmp_path / "photos")
+    photos = sorted(str(p) for p in folder.iterdir())
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    tasks = plan_tasks(photos, [str(tmp_path / "clip.mp4")], per_task=3)
+    assert [(t["kind"], len(t["paths"])) for t in tasks] == [("video", 1), ("photos", 3), ("photos", 1)]
+    json.dumps(tasks)  # plain data: it travels through Ray as it is
+    analyzer = FaceAnalyzer()
+    video = run_task(analyzer, tasks[0], sampling=Sampling(), smooth_s=0.5)["video"]
+    assert video["path"] == str(tmp_path / "clip.mp4") and video["error"]
+    done = [run_task(analyzer, task, sampling=Sampling(), smooth_s=0.5) for task in tasks[1:]]
+    records = [r for result in done for r in result["records"]]
+    assert [(Path(r["path"]).name, r["status"]) for r in records] == [
+        ("astronaut0.jpg", "ok"), ("broken0.jpg", "error"), ("grey0.png", "no_face"), ("two_faces0.jpg", "ok")]
+
+    def explode(*args, **kwargs):
+        raise ValueError("a bug")
+
+    analyzer.finder.read_and_find = explode
+    [broken] = run_task(analyzer, {"kind": "photos", "paths": photos[:1]}, sampling=Sampling(), smooth_s=0.5)["records"]
+    assert broken["status"] == "error" and "fer failed on it (ValueError: a bug" in broken["error"]
+
+
+def test_ray_missing_or_unreachable_is_one_line(tmp_path):
+    blocked = "import sys; sys.modules['ray'] = None; from fercli.cli import main; sys.argv[0] = 'fer'; main()"
+    done = subprocess.run([sys.executable, "-c", blocked, "predict", str(EXAMPLES / "astronaut.jpg"), "--ray", "local"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and 'pip install "fercli[ray]"' in done.stderr and "Traceback" not in done.stderr
+    pytest.importorskip("ray")
+    nobody = fer("predict", EXAMPLES / "astronaut.jpg", "--ray", "127.0.0.1:1", cwd=tmp_path)
+    assert nobody.returncode == 1 and "nothing answers there" in nobody.stderr
+    assert len(nobody.stderr.strip().splitlines()) == 1
+    saving = fer("predict", EXAMPLES / "astronaut.jpg", "--ray", "local", "-o", tmp_path / "out", cwd=tmp_path)
+    assert saving.returncode == 1 and "run those without --ray" in saving.stderr
+
+
+# ------------------------------------------------------------------ on Ray
+
+
+@pytest.mark.slow
+def test_ray_local_gives_the_records_tables_and_run_folders_of_one_process(tmp_path):
+    pytest.importorskip("ray")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from test_video import write_video
+
+    folder = photo_folder(tmp_path / "photos", copies=2)
+    write_video(folder / "clip.mp4", frames=20)
+    alone = fer("predict", folder, "--json", "--csv", tmp_path / "alone.csv", cwd=tmp_path)
+    on_ray = fer("predict", folder, "--json", "--ray", "local", "--parquet", tmp_path / "ray.parquet", "--csv",
+                 tmp_path / "ray.csv", cwd=tmp_path)
+    assert alone.returncode == on_ray.returncode == 1, on_ray.stderr  # broken*.jpg cannot be read, either way
+    assert "Traceback" not in on_ray.stderr and f"on {os.cpu_count()} workers" in on_ray.stderr
+    photos = {p: r for p, r in by_path("\n".join(l for l in alone.stdout.splitlines() if '"frame"' not in l)).items()}
+    assert_same_records(photos, by_path("\n".join(l for l in on_ray.stdout.splitlines() if '"frame"' not in l)))
+    frames = lambda out: [(r["frame"], [(f["face_id"], f["label"]) for f in r["faces"]])  # noqa: E731
+                          for r in map(json.loads, out.splitlines()) if "frame" in r]
+    assert frames(alone.stdout) == frames(on_ray.stdout) and len(frames(on_ray.stdout)) == 20
+    # The same rows either way, order aside; the Parquet file holds them too, one per face.
+    key = lambda r: (r["file"], r["frame"], r["face"])  # noqa: E731
+    rows_alone = sorted(csv.DictReader(open(tmp_path / "alone.csv")), key=key)
+    rows_ray = sorted(csv.DictReader(open(tmp_path / "ray.csv")), key=key)
+    assert [(r["file"], r["frame"], r["face"], r["label"]) for r in rows_alone] == \
+           [(r["file"], r["frame"], r["face"], r["label"]) for r in rows_ray]
+    table = pq.read_table(tmp_path / "ray.parquet").to_pylist()
+    assert len(table) == len(rows_ray) and sum(r["file"].endswith("clip.mp4") for r in table) == 20
+    faces = sum(len(r["faces"]) for r in photos.values())
+    assert sum(r["face"] is not None and not r["file"].endswith(".mp4") for r in table) == faces == 6
+    # The video's run folder, as without --ray: the same timeline, the same faces in its summary.
+    runs = sorted((tmp_path / "runs" / "predict").iterdir())
+    assert [r.name for r in runs] == ["clip", "clip-2"]
+    assert (runs[0] / "timeline.csv").read_text() == (runs[1] / "timeline.csv").read_text()
+    summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
+    assert summaries[0]["faces"] == summaries[1]["faces"] and summaries[1]["frames_decoded"] == 20
+    assert (runs[1] / "timeline.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_nothing(tmp_path):
+    """A Ray worker killed mid-run: Ray starts another and runs its task again; every input is recorded once, and a
+    rerun with the same table finds nothing left to do."""
+    pytest.importorskip("ray")
+    folder = photo_folder(tmp_path / "photos", copies=24)  # 96 photos, 6 tasks
+    sheet = tmp_path / "faces.csv"
+    command = [sys.executable, "-m", "fercli", "predict", str(folder), "--ray", "local", "--workers", "2", "--csv", str(sheet)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and run.poll() is None and time.monotonic() < deadline:
+        if sheet.exists() and sheet.read_text().count("\n") > 1:  # a task has finished: the pool is at work
+            workers = map_workers()
+            if workers:
+                killed = workers[0]
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.1)
+    _, stderr = run.communicate(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert run.returncode == 1 and "Traceback" not in stderr, stderr  # 1: the broken photos, nothing else
+    files = [row["file"] for row in csv.DictReader(open(sheet))]
+    assert len(set(files)) == 96
+    assert sorted(set(files)) == sorted(str(p) for p in folder.iterdir())
+    per_file = {name: files.count(name) for name in set(files)}
+    assert {per_file[str(p)] for p in folder.glob("two_faces*")} == {2} and set(per_file.values()) == {1, 2}
+    again = fer("predict", folder, "--ray", "local", "--csv", sheet, cwd=tmp_path)
+    assert "holds 72 of these inputs" in again.stderr and "24 left" in again.stderr  # the unreadable are retried
+    assert len(list(csv.DictReader(open(sheet)))) == len(files)
+
+
+def map_workers() -> list[int]:
+    """The processes of Ray Data's map actors (named ray::MapWorker... by Ray)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::MapWorker"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.slow
+def test_a_two_node_cluster_on_this_machine(tmp_path):
+    """`ray start --head` plus a second `ray start --address`, one core each: two workers need both nodes."""
+    pytest.importorskip("ray")
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        head = subprocess.run([str(ray_cli), "start", "--head", "--port", str(port), "--include-dashboard", "false",
+                               *common], capture_output=True, text=True, env=env, timeout=120)
+        assert head.returncode == 0, head.stderr
+        node = subprocess.run([str(ray_cli), "start", "--address", f"127.0.0.1:{port}", *common], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert node.returncode == 0, node.stderr
+        folder = photo_folder(tmp_path / "photos", copies=2)
+        alone = runner.invoke(app, ["predict", str(folder), "--json"])
+        clustered = fer("predict", folder, "--json", "--ray", f"127.0.0.1:{port}", "--workers", "2", cwd=tmp_path)
+        assert clustered.returncode == 1 and "on 2 workers" in clustered.stderr, clustered.stderr
+        assert_same_records(by_path(alone.stdout), by_path(clustered.stdout))
+        nodes = subprocess.run([sys.executable, "-c", "import ray; ray.init(address='auto', logging_level='ERROR'); "
+                                "print(sum(n['Alive'] for n in ray.nodes()))"], capture_output=True, text=True, env=env)
+        assert nodes.stdout.strip() == "2"
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
