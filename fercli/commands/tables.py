@@ -21,6 +21,7 @@ again.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -155,10 +156,8 @@ class ParquetSink:
     ``FILE`` when the run ends; a run stopped before that leaves the parts, which the rerun keeps and adds to."""
 
     def __init__(self, path: Path, classes: tuple[str, ...], overwrite: bool, settings: dict):
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise InputError(f"--parquet needs pyarrow: {INSTALL_PYARROW}") from None
+        if importlib.util.find_spec("pyarrow") is None:
+            raise InputError(f"--parquet needs pyarrow: {INSTALL_PYARROW}")
         if path.suffix.lower() != ".parquet":
             raise InputError(f"--parquet {path}: give a file name ending in .parquet")
         self.path, self.classes, self.settings = path, classes, settings
