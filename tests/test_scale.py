@@ -84,6 +84,8 @@ def test_parquet_has_the_csv_rows_and_a_rerun_goes_on_with_it(tmp_path):
     other = runner.invoke(app, ["predict", str(folder), "--parquet", str(table), "--detect-size", "320"])
     assert other.exit_code == 1 and "was made with other settings (detect_size)" in other.stderr
     assert table.read_bytes() == before
+    fresh = runner.invoke(app, ["predict", str(folder / "grey0.png"), "--parquet", str(table), "--overwrite"])
+    assert fresh.exit_code == 0 and [r["file"] for r in pq.read_table(table).to_pylist()] == [str(folder / "grey0.png")]
 
 
 def test_a_stopped_parquet_run_leaves_parts_that_the_rerun_keeps(tmp_path):
@@ -270,3 +272,18 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_the_documented_columns_are_the_written_ones():
+    """docs/scale.md's table of columns, in order, is what tables.py writes (one column per class in its place)."""
+    import re
+
+    from fercli.commands.tables import columns
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "scale.md").read_text()
+    table = text.split("| column | what it holds |", 1)[1].split("\n\n", 1)[0]
+    documented = []
+    for line in table.splitlines()[2:]:
+        cell = line.split("|")[1]
+        documented += ["<class>"] if "per class" in cell else re.findall(r"`(\w+)`", cell)
+    assert documented == columns(("<class>",))

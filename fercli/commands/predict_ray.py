@@ -35,10 +35,10 @@ def predict_on_ray(*, address: str, workers: int | None, photos: list[tuple[str,
     connect(address)
     progress = None
     try:
-        workers = workers or cluster_cpus()
+        tasks = plan_tasks(readable, videos)
+        workers = min(workers or cluster_cpus(), len(tasks))  # an idle actor would only hold memory
         console.info(f"Ray: {count(len(readable), 'photo')} and {count(len(videos), 'video')} on {workers} workers")
         progress = console.BatchProgress("inputs", len(readable) + len(videos))
-        tasks = plan_tasks(readable, videos)
         for result in run_tasks(tasks, options=options, sampling=sampling, smooth_s=smooth_s, workers=workers):
             if result["kind"] == "photos":
                 results = [ImageResult.from_json(r, small) for r, small in zip(result["records"], result["too_small"])]

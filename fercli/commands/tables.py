@@ -1,7 +1,7 @@
 """``fer predict --csv FILE`` and ``--parquet FILE``: one row per face, of photos and of videos' analysed frames, added
 as inputs finish; a rerun with the same file skips the inputs it already holds (an archive's run can stop and go on).
 
-Columns (both formats, in this order):
+Columns (both formats, in this order; docs/scale.md says the same, checked by a test):
     file                  the input as given (a path, folder member or address)
     status                ok | no_face | error
     frame, time_s         videos: the analysed frame's index and time; empty for photos
@@ -162,6 +162,7 @@ class ParquetSink:
             raise InputError(f"--parquet {path}: give a file name ending in .parquet")
         self.path, self.classes, self.settings = path, classes, settings
         self.parts = path.with_name(path.name + ".parts")
+        self.keep_file = not overwrite  # --overwrite: the file there now is replaced at the end, not added to
         if overwrite:
             shutil.rmtree(self.parts, ignore_errors=True)
         self.before = [] if overwrite else [p for p in [path, *sorted(self.parts.glob("*.parquet"))] if p.is_file()]
@@ -237,7 +238,7 @@ class ParquetSink:
         import pyarrow.parquet as pq
 
         self.flush()
-        pieces = [self.path] * self.path.is_file() + sorted(self.parts.glob("*.parquet"))
+        pieces = [self.path] * (self.keep_file and self.path.is_file()) + sorted(self.parts.glob("*.parquet"))
         tables = [pq.read_table(p, schema=self.schema()) for p in pieces] or [self.table([])]
         whole = pa.concat_tables(tables)
         write_atomic(self.path, lambda tmp: pq.write_table(whole, tmp))
