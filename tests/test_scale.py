@@ -150,6 +150,10 @@ def test_ray_missing_or_unreachable_is_one_line(tmp_path):
     nobody = fer("predict", EXAMPLES / "astronaut.jpg", "--ray", "127.0.0.1:1", cwd=tmp_path)
     assert nobody.returncode == 1 and "nothing answers there" in nobody.stderr
     assert len(nobody.stderr.strip().splitlines()) == 1
+    piped = fer("predict", "-", "--ray", "local", cwd=tmp_path)
+    assert piped.returncode == 1 and "standard input (-) is read on this machine only" in piped.stderr
+    stream = fer("predict", "rtsp://127.0.0.1:1/live", "--ray", "local", cwd=tmp_path)
+    assert stream.returncode == 1 and "is a live stream" in stream.stderr
     saving = fer("predict", EXAMPLES / "astronaut.jpg", "--ray", "local", "-o", tmp_path / "out", cwd=tmp_path)
     assert saving.returncode == 1 and "run those without --ray" in saving.stderr
 

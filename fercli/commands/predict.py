@@ -20,7 +20,7 @@ from fercli.faces.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_pa
 from fercli.commands.tables import Tables, photo_rows, video_rows
 from fercli.runs import refuse_overwrite, write_image_atomic
 from fercli.faces.urls import download, is_url
-from fercli.faces.media import Sampling, is_clip, is_video_path, media_name
+from fercli.faces.media import Sampling, is_clip, is_live, is_video_path, media_name
 
 VIDEO_OUTPUTS = {".mp4", ".avi", ".mov", ".m4v", ".webm"}
 
@@ -39,6 +39,8 @@ def run_predict(*, inputs: list[str], camera: int | None, checkpoint: Path | Non
         raise InputError("--ray analyses files and addresses into records and tables; annotated copies (--save) and "
                          "cameras are made on one machine: run those without --ray")
     items = expand_inputs(inputs)
+    if ray is not None:
+        refuse_on_ray([path for path, error in items if not error])
     options = {"model": None if checkpoint is None else str(checkpoint), "detector": None if no_detect else detector,
                "detect_size": detect_size, "min_score": min_score, "min_face": min_face, "faces": faces, "align": align,
                "orient": orient, "tta": tta, "small_faces": small_faces, "device": device_name}
@@ -76,6 +78,14 @@ def run_predict(*, inputs: list[str], camera: int | None, checkpoint: Path | Non
         return 1 if failures else 0
     finally:
         tables.close()
+
+
+def refuse_on_ray(paths: list[str]) -> None:
+    """What only this machine can read: its standard input, and live streams (a worker would read one forever)."""
+    if STDIN in paths:
+        raise InputError("--ray: standard input (-) is read on this machine only; save it to a file, or run without --ray")
+    if live := [path for path in paths if is_url(path) and is_live(path)]:
+        raise InputError(f"--ray: {live[0]} is a live stream, which never ends; run streams without --ray")
 
 
 def model_identity(analyzer: FaceAnalyzer) -> str:
