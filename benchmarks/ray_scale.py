@@ -104,7 +104,10 @@ def main() -> None:
         rows += compare(f"{args.photos} photos", [photos], args.photos, "photos", args.runs, ray_extra, work)
         if clips:
             rows += compare(f"{args.videos} videos", clips, 250 * args.videos, "frames", args.runs, ray_extra, work)
-    print_table(f"fer predict, one process vs --ray local ({os.cpu_count()} cores; {machine()}); median of {args.runs}",
+    from importlib.metadata import version
+
+    print_table(f"fer predict, one process vs --ray local ({os.cpu_count()} cores; {machine()}; Ray {version('ray')}); "
+                f"median of {args.runs}",
                 ["workload", "run", "seconds", "throughput", "vs one process", "records"], rows)
 
 

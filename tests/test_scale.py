@@ -34,10 +34,10 @@ def photo_folder(root: Path, copies: int = 1) -> Path:
     return root
 
 
-def fer(*args, cwd: Path, timeout=300):
+def fer(*args, cwd: Path, timeout=300, env: dict | None = None):
     """`fer` in its own process, as a user runs it (Ray's workers are processes of their own), in ``cwd`` (runs/)."""
     return subprocess.run([sys.executable, "-m", "fercli", *[str(a) for a in args]], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                          timeout=timeout, cwd=cwd, env=env or {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
 
 def by_path(stdout: str) -> dict[str, dict]:
@@ -245,11 +245,15 @@ def map_workers() -> list[int]:
 
 @pytest.mark.slow
 def test_a_two_node_cluster_on_this_machine(tmp_path):
-    """`ray start --head` plus a second `ray start --address`, one core each: two workers need both nodes."""
+    """`ray start --head` plus a second `ray start --address`, one core each: two workers need both nodes. The
+    cluster asks for a token, as Ray's own clusters do since 2.60; every process here is given it, as a real
+    cluster's nodes and drivers are."""
+    import secrets
+
     pytest.importorskip("ray")
     ray_cli = Path(sys.executable).with_name("ray")
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
     try:
         head = subprocess.run([str(ray_cli), "start", "--head", "--port", str(port), "--include-dashboard", "false",
@@ -258,9 +262,10 @@ def test_a_two_node_cluster_on_this_machine(tmp_path):
         node = subprocess.run([str(ray_cli), "start", "--address", f"127.0.0.1:{port}", *common], capture_output=True,
                               text=True, env=env, timeout=120)
         assert node.returncode == 0, node.stderr
-        folder = photo_folder(tmp_path / "photos", copies=2)
+        folder = photo_folder(tmp_path / "photos", copies=8)  # 24 readable photos: two tasks
         alone = runner.invoke(app, ["predict", str(folder), "--json"])
-        clustered = fer("predict", folder, "--json", "--ray", f"127.0.0.1:{port}", "--workers", "2", cwd=tmp_path)
+        clustered = fer("predict", folder, "--json", "--ray", f"127.0.0.1:{port}", "--workers", "2", cwd=tmp_path,
+                        env=env)
         assert clustered.returncode == 1 and "on 2 workers" in clustered.stderr, clustered.stderr
         assert_same_records(by_path(alone.stdout), by_path(clustered.stdout))
         nodes = subprocess.run([sys.executable, "-c", "import ray; ray.init(address='auto', logging_level='ERROR'); "
@@ -291,3 +296,14 @@ def test_the_documented_columns_are_the_written_ones():
         cell = line.split("|")[1]
         documented += ["<class>"] if "per class" in cell else re.findall(r"`(\w+)`", cell)
     assert documented == columns(("<class>",))
+
+
+def test_progress_in_a_log_file_is_a_line_now_and_then(capsys):
+    """Where stderr is no terminal (a cluster job's log), progress is a line: inputs done of all, faces/s, time left."""
+    from fercli import console
+
+    progress = console.BatchProgress("inputs", 10, every_s=0.0)
+    progress.advance(4, 6)
+    progress.close()
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("inputs: 4 of 10 inputs, ") and " faces/s, " in line and line.endswith(" min left")

@@ -37,7 +37,7 @@ def predict_on_ray(*, address: str, workers: int | None, photos: list[tuple[str,
     try:
         tasks = plan_tasks(readable, videos)
         workers = min(workers or cluster_cpus(), len(tasks))  # an idle actor would only hold memory
-        console.info(f"Ray: {count(len(readable), 'photo')} and {count(len(videos), 'video')} on {workers} workers")
+        console.info(f"Ray: {count(len(readable), 'photo')} and {count(len(videos), 'video')} on {count(workers, 'worker')}")
         progress = console.BatchProgress("inputs", len(readable) + len(videos))
         for result in run_tasks(tasks, options=options, sampling=sampling, smooth_s=smooth_s, workers=workers):
             if result["kind"] == "photos":
