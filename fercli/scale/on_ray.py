@@ -50,8 +50,12 @@ def connect(address: str) -> None:
                 ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"--ray {address}: could not join a Ray cluster there ({first}); start one with "
-                         "`ray start --head`, or use --ray local") from None
+        if address == "local":
+            raise InputError(f"--ray local: could not start Ray on this machine ({first})") from None
+        # Ray says only "Failed to connect" when the cluster wants a token it was not given.
+        raise InputError(f"--ray {address}: could not join the Ray cluster there ({first}); a cluster started by Ray "
+                         "2.60 or later also wants its token (RAY_AUTH_TOKEN, or ~/.ray/auth_token), and this "
+                         "machine's Ray must be the cluster's version; `ray start --head` starts one") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # fer draws its own: inputs, faces/s, time left
     context.print_on_execution_start = False
