@@ -84,6 +84,10 @@ def test_parquet_has_the_csv_rows_and_a_rerun_goes_on_with_it(tmp_path):
     other = runner.invoke(app, ["predict", str(folder), "--parquet", str(table), "--detect-size", "320"])
     assert other.exit_code == 1 and "was made with other settings (detect_size)" in other.stderr
     assert table.read_bytes() == before
+    # A new table beside one that holds results: refused, rather than emptying the old one to match.
+    rows_before = sheet.read_text()
+    beside = runner.invoke(app, ["predict", str(folder), "--csv", str(sheet), "--parquet", str(tmp_path / "new.parquet")])
+    assert beside.exit_code == 1 and "new.parquet is new, but" in beside.stderr and sheet.read_text() == rows_before
     fresh = runner.invoke(app, ["predict", str(folder / "grey0.png"), "--parquet", str(table), "--overwrite"])
     assert fresh.exit_code == 0 and [r["file"] for r in pq.read_table(table).to_pylist()] == [str(folder / "grey0.png")]
 

@@ -81,6 +81,11 @@ class Tables:
         self.sinks = [sink for sink in (CsvSink(csv_path, classes, overwrite) if csv_path else None,
                                         ParquetSink(parquet_path, classes, overwrite, settings) if parquet_path else None)
                       if sink is not None]
+        new = [sink for sink in self.sinks if not sink.has_rows]
+        if new and len(new) < len(self.sinks):  # the old file's rows would be dropped to match an empty new one
+            old = next(sink for sink in self.sinks if sink.has_rows)
+            raise InputError(f"{new[0].path} is new, but {old.path} holds results from before: give the files that "
+                             "run wrote (both), or --overwrite to start them afresh")
         # An input is done only when every file holds it: a run stopped between the two writes redoes it in both.
         done = [sink.done for sink in self.sinks]
         self.done: set[str] = set.intersection(*done) if done else set()
@@ -106,6 +111,7 @@ class CsvSink:
             self.rows_before = self.read_before()
         # Inputs that could not be read are tried again (an address may answer now): their rows go.
         self.done = {name for name, rows in self.rows_before.items() if rows[0][1] != "error"}
+        self.has_rows = bool(self.rows_before)
         self.file = None
 
     def read_before(self) -> dict[str, list[list[str]]]:
@@ -166,7 +172,7 @@ class ParquetSink:
         if overwrite:
             shutil.rmtree(self.parts, ignore_errors=True)
         self.before = [] if overwrite else [p for p in [path, *sorted(self.parts.glob("*.parquet"))] if p.is_file()]
-        self.done = set()
+        self.done, self.has_rows = set(), bool(self.before)
         for part in self.before:
             self.done |= self.inputs_of(part)
         self.pending: list[dict] = []
