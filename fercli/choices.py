@@ -38,6 +38,7 @@ class Faces(str, Enum):
 DETECT_SIZE = 640  # longest side the detector looks at: YuNet's training resolution
 MIN_SCORE = 0.6  # YuNet score threshold: on planted faces 0.6 kept 2-3 points more faces than 0.7 for one phantom in 3,589 scenes
 MIN_FACE = 40  # faces smaller than this (pixels of the full photo) are too small to read an expression from
+SEGMENT_S = 300.0  # fer predict --ray: a longer video's five-minute parts go to several workers at once
 # A photo with no face of MIN_FACE px counts the faces of SMALLEST_FACE px or more the detector found, to say they are
 # there and how to read them (--min-face): PublicTest crops seen as 24-px faces are read right 56% of the time, as
 # 28-px ones 64%, 36-px ones 68%, full-size ones 70% (benchmarks/face_size.py); YuNet finds few faces under 24 px.

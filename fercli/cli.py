@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, TTA, DetectorName, Faces, Labels
+from fercli.choices import DETECT_SIZE, MIN_FACE, MIN_SCORE, SEGMENT_S, TTA, DetectorName, Faces, Labels
 
 # Typer's plain help writes an argument's Python type after its metavar ("[KEY=VALUE]... <list[str]>"); the
 # metavars below say what to type, so arguments show only those.
@@ -187,6 +187,7 @@ def predict(
     parquet: Annotated[Optional[Path], typer.Option("--parquet", metavar="FILE", help="The same rows as --csv, as a Parquet file (for pandas, pyarrow, DuckDB, Spark; needs pyarrow); resumed the same way.")] = None,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: local (start one on this machine), auto (the one `ray start` made here) or its address (ray://HEAD:10001). Inputs must be readable at the same path from every node. Needs pip install \"fercli[ray]\".")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, metavar="N", help="With --ray: analyzers working side by side, one core each (default: the cluster's cores).", show_default=False)] = None,
+    segment: Annotated[float, typer.Option("--segment", min=0, metavar="SECONDS", help="With --ray: a video longer than two segments is cut into segments of this many seconds, analysed side by side, its face tracks joined back (0: each video whole).")] = SEGMENT_S,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save and --csv files.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes; compared in benchmarks/detector.py). haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
@@ -221,7 +222,7 @@ def predict(
     code = run_predict(inputs=inputs, camera=camera, checkpoint=checkpoint, as_json=json_, save=save, csv_file=csv_file, overwrite=overwrite, top_k=top_k,
                        detector=detector, detect_size=detect_size, min_score=min_score, faces=faces, min_face=min_face,
                        no_detect=no_detect, align=not no_align, orient=not no_orient, small_faces=not no_small_faces, sampling=Sampling(fps=fps, every=every), smooth_s=smooth,
-                       device_name=device, tta=tta, parquet=parquet, ray=ray, workers=workers)
+                       device_name=device, tta=tta, parquet=parquet, ray=ray, workers=workers, segment_s=segment)
     raise typer.Exit(code)
 
 

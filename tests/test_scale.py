@@ -145,6 +145,34 @@ def test_a_task_never_fails_as_a_whole(tmp_path):
     assert broken["status"] == "error" and "fer failed on it (ValueError: a bug" in broken["error"]
 
 
+def test_a_video_cut_into_segments_joins_back_into_one_pass(tmp_path):
+    """Segments analysed apart (each also decoding a little before its own frames) give the frames, times and face
+    ids of one pass; with the whole smoothing window decoded before each, the very same records."""
+    from fercli.faces.analyzer import FaceAnalyzer
+    from fercli.faces.media import Sampling
+    from fercli.scale.tasks import join_segments, plan_tasks, run_task
+    from test_video import write_video
+
+    clip = str(write_video(tmp_path / "clip.mp4", frames=40))
+    analyzer = FaceAnalyzer()
+
+    def analysed(smooth_s: float, **cut) -> dict:
+        tasks = plan_tasks([], [clip], **cut)
+        parts = [run_task(analyzer, task, sampling=Sampling(every=2), smooth_s=smooth_s)["video"] for task in tasks]
+        return {"tasks": len(tasks), **join_segments(parts)} if cut else {"tasks": 1, **parts[0]}
+
+    def faces(video: dict) -> list:
+        return [(f["frame"], f["time_s"], [(x["face_id"], x["box"], x["label"]) for x in f["faces"]]) for f in video["frames"]]
+
+    whole = analysed(0.0)
+    assert [f["frame"] for f in whole["frames"]] == list(range(0, 40, 2)) and whole["decoded"] == 40
+    assert analysed(0.0, segment_s=1.0)["tasks"] == 1  # 40 frames: not more than two 1-s segments
+    cut = analysed(0.0, segment_s=0.3, warm_s=0.2)  # segments of 8 frames, each decoding 5 before its own
+    assert cut["tasks"] == 5 and faces(cut) == faces(whole) and cut["decoded"] == 40
+    smoothed = analysed(0.5, segment_s=0.3, warm_s=2.0)  # the warm-up reaches the start: the same smoothing
+    assert smoothed["frames"] == analysed(0.5)["frames"]
+
+
 def test_ray_missing_or_unreachable_is_one_line(tmp_path):
     blocked = "import sys; sys.modules['ray'] = None; from fercli.cli import main; sys.argv[0] = 'fer'; main()"
     done = subprocess.run([sys.executable, "-c", blocked, "predict", str(EXAMPLES / "astronaut.jpg"), "--ray", "local"],
@@ -175,7 +203,7 @@ def test_ray_local_gives_the_records_tables_and_run_folders_of_one_process(tmp_p
     write_video(folder / "clip.mp4", frames=20)
     alone = fer("predict", folder, "--json", "--csv", tmp_path / "alone.csv", cwd=tmp_path)
     on_ray = fer("predict", folder, "--json", "--ray", "local", "--parquet", tmp_path / "ray.parquet", "--csv",
-                 tmp_path / "ray.csv", cwd=tmp_path)
+                 tmp_path / "ray.csv", "--segment", "0.25", cwd=tmp_path)  # the video in three segments, joined back
     assert alone.returncode == on_ray.returncode == 1, on_ray.stderr  # broken*.jpg cannot be read, either way
     assert "Traceback" not in on_ray.stderr and f"on {os.cpu_count()} workers" in on_ray.stderr
     photos = {p: r for p, r in by_path("\n".join(l for l in alone.stdout.splitlines() if '"frame"' not in l)).items()}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fercli import console
-from fercli.choices import TTA, DetectorName, Faces
+from fercli.choices import SEGMENT_S, TTA, DetectorName, Faces
 from fercli.errors import InputError
 from fercli.faces.analyzer import FaceAnalyzer, ImageResult, min_face_advice
 from fercli.faces.images import IMAGE_SUFFIXES, RAW_SUFFIXES, STDIN, is_image_path, read_image, read_photo_bytes, stdin_bytes
@@ -29,7 +29,7 @@ def run_predict(*, inputs: list[str], camera: int | None, checkpoint: Path | Non
                 overwrite: bool, top_k: int, detector: DetectorName, detect_size: int, min_score: float, faces: Faces,
                 min_face: int, no_detect: bool, align: bool, orient: bool, sampling: Sampling, smooth_s: float, device_name: str,
                 small_faces: bool = True, csv_file: Path | None = None, parquet: Path | None = None,
-                tta: TTA = TTA.flip, ray: str | None = None, workers: int | None = None) -> int:
+                tta: TTA = TTA.flip, ray: str | None = None, workers: int | None = None, segment_s: float = SEGMENT_S) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     if not inputs and camera is None:
         raise InputError("give photos, videos, folders or globs to predict on, or --source N for camera N")
@@ -60,7 +60,7 @@ def run_predict(*, inputs: list[str], camera: int | None, checkpoint: Path | Non
 
             return predict_on_ray(address=ray, workers=workers, photos=photos, videos=videos, options=options,
                                   sampling=sampling, smooth_s=smooth_s, as_json=as_json, top_k=top_k, tables=tables,
-                                  classes=classes)
+                                  classes=classes, segment_s=segment_s)
         failures = predict_photos(analyzer, photos, targets, as_json, top_k, tables) if photos else 0
         for source in videos + ([camera] if camera is not None else []):
             from fercli.commands.video import run_video  # the video pipeline, for videos only

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter, defaultdict
 
 from fercli import console
+from fercli.choices import SEGMENT_S
 from fercli.commands.predict import say_counts, show_result
 from fercli.commands.tables import Tables, photo_rows, video_rows
 from fercli.commands.video import save_video_run
 from fercli.faces.media import Sampling
 from fercli.faces.records import ImageResult
 from fercli.scale.on_ray import cluster_cpus, connect, disconnect, run_tasks
-from fercli.scale.tasks import plan_tasks
+from fercli.scale.tasks import join_segments, plan_tasks
 
 
 def predict_on_ray(*, address: str, workers: int | None, photos: list[tuple[str, str]], videos: list[str], options: dict,
                    sampling: Sampling, smooth_s: float, as_json: bool, top_k: int, tables: Tables,
-                   classes: tuple[str, ...]) -> int:
+                   classes: tuple[str, ...], segment_s: float = SEGMENT_S) -> int:
     """Returns the exit code: 0 when every input was read, 1 when any could not be."""
     counts = {"ok": 0, "no_face": 0, "error": 0, "faces": 0}
     failures = 0
@@ -35,7 +37,10 @@ def predict_on_ray(*, address: str, workers: int | None, photos: list[tuple[str,
     connect(address)
     progress = None
     try:
-        tasks = plan_tasks(readable, videos)
+        # A segment's task first decodes what came before it, so its tracks and smoothing start as in one pass.
+        tasks = plan_tasks(readable, videos, segment_s=segment_s, warm_s=max(2.0, 5 * smooth_s))
+        parts_of = Counter(task["paths"][0] for task in tasks if task["kind"] == "video")
+        parts: dict[str, list[dict]] = defaultdict(list)
         workers = min(workers or cluster_cpus(), len(tasks))  # an idle actor would only hold memory
         console.info(f"Ray: {count(len(readable), 'photo')} and {count(len(videos), 'video')} on {count(workers, 'worker')}")
         progress = console.BatchProgress("inputs", len(readable) + len(videos))
@@ -46,7 +51,11 @@ def predict_on_ray(*, address: str, workers: int | None, photos: list[tuple[str,
                     failures += write_photo(photo, counts, as_json, top_k, tables, classes)
                 progress.advance(len(results), sum(len(photo.faces) for photo in results))
             else:
-                failed, faces = write_video(result["video"], as_json, tables, classes)
+                video = result["video"]
+                parts[video["path"]].append(video)
+                if len(parts[video["path"]]) < parts_of[video["path"]]:
+                    continue  # the video's other segments are still at work
+                failed, faces = write_video(join_segments(parts.pop(video["path"])), as_json, tables, classes)
                 failures += failed
                 progress.advance(1, faces)
     finally:

@@ -79,11 +79,13 @@ class VideoInfo:
     frames: int  # as the container claims; 0 when unknown (cameras, some streams)
 
 
-def open_clip(source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False):
-    """The frame source for a camera, a video file or an animated image."""
+def open_clip(source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False, start: int = 0,
+              stop: int | None = None):
+    """The frame source for a camera, a video file or an animated image; ``start`` and ``stop``: a video file's frames
+    from index ``start`` up to ``stop`` (a segment of it; indexes and times stay the file's own)."""
     if isinstance(source, str) and not is_url(source) and is_animated(Path(source)):
         return AnimationSource(source, sampling, decode_all)
-    return VideoSource(source, sampling, decode_all)
+    return VideoSource(source, sampling, decode_all, start=start, stop=stop)
 
 
 def sampling_step(fps: float, sampling: Sampling) -> int:
@@ -100,7 +102,8 @@ class VideoSource:
     camera (a camera does not pause; an RTSP server drops a client that stops reading).
     """
 
-    def __init__(self, source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False, ahead: int = 16):
+    def __init__(self, source: str | int, sampling: Sampling = Sampling(), decode_all: bool = False, ahead: int = 16,
+                 start: int = 0, stop: int | None = None):
         import cv2
 
         self.source, self.sampling, self.decode_all = source, sampling, decode_all
@@ -122,7 +125,10 @@ class VideoSource:
                               int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                               max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))))
         self.step = sampling_step(self.info.fps, sampling)
-        self.decoded = 0  # frames read so far
+        self.start, self.stop = start, stop
+        if start:  # OpenCV seeks to the key frame before it and decodes up to it: the frame itself, not its neighbour
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+        self.decoded = start  # frames read so far (from the file's start)
         self.damaged = False  # a damaged file shows as fewer frames decoded than the container claims (see Outputs)
         self.live = is_live(source)
         self.queue: queue.Queue = queue.Queue(maxsize=2 if self.live else ahead)
@@ -131,9 +137,9 @@ class VideoSource:
         self.thread.start()
 
     def _decode(self) -> None:
-        index, started, shown = 0, time.monotonic(), 0.0
+        index, started, shown = self.start, time.monotonic(), 0.0
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and (self.stop is None or index < self.stop):
                 analyse = index % self.step == 0
                 if analyse or self.decode_all:
                     ok, bgr = self.capture.read()
