@@ -188,7 +188,7 @@ def predict(
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: local (start one on this machine), auto (the one `ray start` made here) or its address (ray://HEAD:10001). Inputs must be readable at the same path from every node. Needs pip install \"fercli[ray]\".")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, metavar="N", help="With --ray: analyzers working side by side, one core each (default: the cluster's cores).", show_default=False)] = None,
     segment: Annotated[float, typer.Option("--segment", min=0, metavar="SECONDS", help="With --ray: a video longer than two segments is cut into segments of this many seconds, analysed side by side, its face tracks joined back (0: each video whole).")] = SEGMENT_S,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow replacing existing --save and --csv files.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --save files, and start --csv and --parquet tables afresh (without it, a rerun goes on with them).")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, metavar="K", help="Show the K most likely emotions.")] = 2,
     detector: Annotated[DetectorName, typer.Option("--detector", help="yunet: a small CNN that also finds eyes, nose and mouth (used to level the eyes; compared in benchmarks/detector.py). haar: OpenCV's older cascade, boxes only.")] = DetectorName.yunet,
     detect_size: Annotated[int, typer.Option("--detect-size", metavar="PIXELS", help="Longest side, in pixels, of the copy the detector looks at; raise it for small faces in big group photos.")] = DETECT_SIZE,
