@@ -339,3 +339,31 @@ def test_progress_in_a_log_file_is_a_line_now_and_then(capsys):
     progress.close()
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("inputs: 4 of 10 inputs, ") and " faces/s, " in line and line.endswith(" min left")
+
+
+def test_a_csv_torn_by_a_kill_loses_only_its_last_inputs(tmp_path):
+    """A kill mid-write leaves a torn last line: that input, and the one read whole before it (whose rows may be cut
+    short), are redone; the rest is kept as it was, and a whole file is appended to without being rewritten."""
+    from fercli.commands.tables import CsvSink, photo_rows
+
+    classes = ("happy", "sad")
+    face = {"box": [1, 2, 3, 4], "label": "happy", "scores": {"happy": 0.9, "sad": 0.1}, "detector_score": 0.9,
+            "landmarks": None}
+    path = tmp_path / "faces.csv"
+    sink = CsvSink(path, classes, overwrite=False)
+    sink.drop_except(set())
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        sink.add(photo_rows({"path": name, "status": "ok", "size": [9, 9], "turned": 0, "faces": [face, face]}, classes))
+    sink.file.close()
+    whole = path.read_text()
+    again = CsvSink(path, classes, overwrite=False)
+    assert again.done == {"a.jpg", "b.jpg", "c.jpg"}
+    again.drop_except(again.done)
+    again.file.close()
+    assert path.read_text() == whole
+    path.write_text(whole[: whole.rindex("c.jpg") + 9])  # c.jpg's second row cut short
+    torn = CsvSink(path, classes, overwrite=False)
+    assert torn.done == {"a.jpg", "b.jpg"}
+    torn.drop_except(torn.done)
+    torn.file.close()
+    assert [line.split(",")[0] for line in path.read_text().splitlines()[1:]] == ["a.jpg"] * 2 + ["b.jpg"] * 2

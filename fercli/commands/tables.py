@@ -106,44 +106,54 @@ class CsvSink:
         if path.suffix.lower() != ".csv":
             raise InputError(f"--csv {path}: give a file name ending in .csv")
         self.path, self.columns = path, columns(classes)
-        self.rows_before: dict[str, list[list[str]]] = {}
-        if path.exists() and not overwrite:
-            self.rows_before = self.read_before()
+        self.status: dict[str, str] = {}  # input -> its status, for the rows the file holds
+        self.whole = True  # the file ends with a whole line
+        self.fresh = overwrite or not path.exists()  # a new table: written from its header
+        if not self.fresh:
+            self.status, self.whole = self.read_before()
         # Inputs that could not be read are tried again (an address may answer now): their rows go.
-        self.done = {name for name, rows in self.rows_before.items() if rows[0][1] != "error"}
-        self.has_rows = bool(self.rows_before)
+        self.done = {name for name, status in self.status.items() if status != "error"}
+        self.has_rows = bool(self.status)
         self.file = None
 
-    def read_before(self) -> dict[str, list[list[str]]]:
-        """The rows of the file a stopped run left, by input; a torn last line (a kill mid-write) is dropped."""
-        text = self.path.read_text(encoding="utf-8", errors="replace")
-        lines = text.splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines = lines[:-1]
-        reader = csv.reader(io.StringIO("".join(lines)))
-        if next(reader, None) != self.columns:
-            raise InputError(f"--csv {self.path}: exists and is not a table of this fer model's (its columns differ); "
-                             "give another file name, or --overwrite to replace it")
-        rows: dict[str, list[list[str]]] = {}
-        for row in reader:
-            if len(row) == len(self.columns):
-                rows.setdefault(row[0], []).append(row)
-        return rows
+    def read_before(self) -> tuple[dict[str, str], bool]:
+        """What the file a stopped run left holds, input by input, read as a stream (an archive's table can be big).
+        A torn end (a kill mid-write) also costs the last input read whole, whose rows may be torn off there."""
+        with open(self.path, "rb") as handle:
+            handle.seek(max(0, self.path.stat().st_size - 1))
+            whole = handle.read(1) in (b"\n", b"")
+        status: dict[str, str] = {}
+        last = None
+        with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.reader(handle)
+            if next(reader, None) != self.columns:
+                raise InputError(f"--csv {self.path}: exists and is not a table of this fer model's (its columns "
+                                 "differ); give another file name, or --overwrite to replace it")
+            for row in reader:
+                if len(row) == len(self.columns):
+                    status.setdefault(row[0], row[1])
+                    last = row[0]
+        if not whole and last is not None:
+            status.pop(last)
+        return status, whole
 
     def drop_except(self, keep: set[str]) -> None:
-        """Rewrite the file with the rows of ``keep`` only, then append to it."""
+        """Keep the rows of ``keep`` only (rewriting the file when others are there), then append to it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        kept = [row for name in self.rows_before if name in keep for row in self.rows_before[name]]
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(self.columns)
-                writer.writerows(kept)
-
-        write_atomic(self.path, write)
-        self.rows_before = {}
+        if self.fresh or not self.whole or not set(self.status) <= keep:
+            write_atomic(self.path, lambda tmp: self.copy_rows(tmp, keep))
         self.file = open(self.path, "a", newline="", encoding="utf-8")
+
+    def copy_rows(self, tmp: Path, keep: set[str]) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(self.columns)
+            if not self.status:
+                return
+            with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+                reader = csv.reader(handle)
+                next(reader, None)
+                writer.writerows(row for row in reader if len(row) == len(self.columns) and row[0] in keep)
 
     def add(self, rows: list[dict]) -> None:
         buffer = io.StringIO()
