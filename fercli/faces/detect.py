@@ -16,6 +16,8 @@ from fercli.choices import DETECT_SIZE, MIN_SCORE, DetectorName
 from fercli.errors import InputError
 from fercli.faces.images import longest_side_for
 
+THINNEST = 10  # px of the detector's copy: YuNet finds no face smaller, and pads thinner images with noise
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -81,17 +83,26 @@ class YuNet:
         import cv2
 
         small, factor = shrink(image, max_side or self.detect_size)
+        if min(small.shape[:2]) < THINNEST:  # no face fits; YuNet answers such strips with NaN or random boxes
+            return []
         # YuNet was trained on OpenCV's BGR frames.
         bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _count, rows = self.net.detect(bgr)
         if rows is None:
             return []
-        # On a strip a few pixels high (a 16x40000 image shrunk to 640 wide) YuNet can answer NaN boxes: no face.
         rows = rows[np.isfinite(rows).all(axis=1) & (rows[:, 2] > 0) & (rows[:, 3] > 0)]
+        rows = rows[mostly_inside(rows[:, :4], small.shape[1], small.shape[0])]
         return [Detection(tuple(float(v) for v in row[:4]), float(row[14]),
                           tuple((float(row[i]), float(row[i + 1])) for i in range(4, 14, 2))).scaled(factor)
                 for row in rows]
+
+
+def mostly_inside(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which x, y, w, h boxes have at least half their area in the image (a face cut by the frame's edge does)."""
+    across = np.clip(boxes[:, 0] + boxes[:, 2], 0, width) - np.clip(boxes[:, 0], 0, width)
+    down = np.clip(boxes[:, 1] + boxes[:, 3], 0, height) - np.clip(boxes[:, 1], 0, height)
+    return across * down >= 0.5 * boxes[:, 2] * boxes[:, 3]
 
 
 class Haar:
