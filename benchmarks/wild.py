@@ -10,7 +10,8 @@ and over the suite pooled). --fer-lib-venv adds the `fer` PyPI library (run in i
 Usage:
 python benchmarks/wild.py [MODEL ...] [--wild DIR] [--tta flip] [--fer-lib-venv VENV] [--json]
 MODEL: a .pt or .onnx file, a shipped name (fer2013, ferplus), or REV:PATH, a file as committed at git revision REV
-(701ce0a:checkpoints/fer_vgg.onnx is the release of 2026-12-06). Default: the shipped model and that release.
+(701ce0a:checkpoints/fer_vgg.onnx is the release of 2026-12-06), or A+B: an ensemble of such models (probabilities
+averaged; not a release candidate, two networks cost twice the time). Default: the shipped model and that release.
 """
 
 from __future__ import annotations
@@ -61,15 +62,23 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, nothing else")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        names, paths = zip(*[resolve_model(spec, Path(tmp)) for spec in args.models])
-        scored = {name: score_model(path, args.wild, TTA(args.tta)) for name, path in zip(names, paths)}
+        models = {}
+        for spec in args.models:
+            parts = [resolve_model(part, Path(tmp)) for part in split_ensemble(spec)]
+            models[" + ".join(name for name, _ in parts)] = [path for _, path in parts]
+        scored = {name: score_model(paths, args.wild, TTA(args.tta)) for name, paths in models.items()}
     if args.fer_lib_venv:
-        scored[PEER] = score_peer(args.fer_lib_venv, scored[names[0]])
+        scored[PEER] = score_peer(args.fer_lib_venv, next(iter(scored.values())))
     report = build_report(scored)
     if args.json:
         print(json.dumps(report))
     else:
         show(report, args.tta)
+
+
+def split_ensemble(spec: str) -> list[str]:
+    """A+B -> [A, B]; a file whose own name holds a + stays whole."""
+    return [spec] if Path(spec).exists() else [part.strip() for part in spec.split("+")]
 
 
 def resolve_model(spec: str, tmp: Path) -> tuple[str, Path]:
@@ -86,8 +95,8 @@ def resolve_model(spec: str, tmp: Path) -> tuple[str, Path]:
     return (f"{path.parent.name}/{path.name}" if path.name in ("best.pt", "last.pt", "swa.pt") else path.name), path
 
 
-def score_model(path: Path, wild: Path, tta: TTA) -> dict[str, Scored]:
-    _paths, models = open_classifiers([path], torch.device("cpu"))
+def score_model(paths: list[Path], wild: Path, tta: TTA) -> dict[str, Scored]:
+    _paths, models = open_classifiers(paths, torch.device("cpu"))
     per_set = {}
     for name, faces in SETS.items():
         split, dataset = load_split(str(wild / name), models, "all", faces=faces)

@@ -110,7 +110,7 @@ def test_the_wild_benchmark_scores_each_set_its_own_way_and_pairs_models(photo_f
         (wild / "lfw_expressions" / label).mkdir(parents=True)
         cv2.imwrite(str(wild / "lfw_expressions" / label / "crop.jpg"), crop)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "wild.py"
-    done = subprocess.run([sys.executable, str(script), "fer2013", "ferplus", "--wild", str(wild), "--json"],
+    done = subprocess.run([sys.executable, str(script), "fer2013", "ferplus", "fer2013+fer2013", "--wild", str(wild), "--json"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -122,6 +122,8 @@ def test_the_wild_benchmark_scores_each_set_its_own_way_and_pairs_models(photo_f
     assert shipped["mean_balanced_accuracy"] == pytest.approx(sum(means) / 3)
     paired = report["models"]["ferplus"]["against_first"]
     assert set(paired) == {"tfeid", "jaffe", "lfw_expressions", "suite"}
+    twice = report["models"]["fer2013 + fer2013"]  # an ensemble of a model with itself answers as the model
+    assert [twice["sets"][s]["accuracy"] for s in report["sets"]] == [shipped["sets"][s]["accuracy"] for s in report["sets"]]
 
 
 def test_the_wild_benchmark_names_a_missing_revision_in_one_line(tmp_path):
