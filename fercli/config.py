@@ -104,6 +104,10 @@ class TrainConfig:
     # averaged; the average (BatchNorm statistics measured again) is validated every epoch and saved as swa.pt.
     # Best with a constant learning rate over those epochs (optim.schedule=constant). 0 = off.
     swa_start: int = 0
+    # Also keep every Nth epoch's weights as epochN.pt (a checkpoint like best.pt), to score a run's epochs on the
+    # cross-dataset suite afterwards: the epoch best on FER-2013 need not be the one best on faces from elsewhere.
+    # 0 = off.
+    save_period: int = 0
     calibrate: bool = True  # fit a softmax temperature on the validation split at the end
 
 
@@ -198,6 +202,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("train.eval_batch_size", lambda v: v >= 1, "1 or more"),
     ("train.distill_temperature", lambda v: v > 0, "a positive number"),
     ("train.distill_weight", lambda v: 0 <= v <= 1, "0 to 1"),
+    ("train.save_period", lambda v: v >= 0, "0 (off) or every how many epochs"),
     ("runtime.threads", lambda v: v >= 0, "0 (torch's default) or more"),
 )
 

@@ -426,6 +426,17 @@ def test_batchnorm_statistics_are_measured_again_on_the_centre_crops():
     assert model[0].momentum == 0.1 and not model.training
 
 
+def test_save_period_keeps_every_nth_epoch_as_a_checkpoint(tmp_path, fer_folders):
+    cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=4) + ["train.save_period=2"])
+    run_dir, state = train(cfg, tmp_path / "runs", "kept")
+    assert sorted(p.name for p in run_dir.glob("epoch*.pt")) == ["epoch2.pt", "epoch4.pt"]
+    kept = torch.load(run_dir / "epoch2.pt", weights_only=True)
+    assert kept["metrics"]["epoch"] == 2 and kept["metrics"]["val_acc"] == state.history[1]["val_acc"]
+    assert load_model(run_dir / "epoch4.pt", torch.device("cpu")).model is not None
+    with pytest.raises(ConfigError, match="train.save_period"):
+        load_config(None, ["train.save_period=-1"])
+
+
 def test_weight_averaging_saves_swa_pt_and_resumes_to_the_uninterrupted_average(tmp_path, fer_folders):
     cfg = load_config(None, tiny_overrides(fer_folders, tmp_path / "runs", epochs=3) + ["train.swa_start=2"])
     full_dir, state = train(cfg, tmp_path / "runs", "full")

@@ -256,6 +256,8 @@ def save_epoch(model, optimizer, cfg: Config, data: Dataset, pre: Preprocess, st
                                config=config_to_dict(cfg), metrics=metrics, data_fingerprint=data.fingerprint)
     if improved:
         save_checkpoint(payload, run_dir / "best.pt")
+    if cfg.train.save_period and state.epoch % cfg.train.save_period == 0:
+        save_checkpoint(payload, run_dir / f"epoch{state.epoch}.pt")
     write_metrics_csv(state.history, run_dir / "metrics.csv")
     resume_state = {"epoch": state.epoch, "best_val_acc": state.best_val_acc, "history": state.history}
     extra = {"swa": average.to_dict()} if average is not None else {}
