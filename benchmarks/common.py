@@ -69,17 +69,9 @@ def gflop_per_image(model: torch.nn.Module, input_size: int, backward: bool) -> 
 
 
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:
-    """On a terminal as wide as it is; into a file or pipe (a log pasted into the docs) as wide as the table needs,
-    where Rich would cut model names at 80 columns."""
-    from rich.console import Console
-
     from fercli.console import make_table, show
 
-    table = make_table(title, columns, rows)
-    if sys.stdout.isatty():
-        show(table)
-    else:
-        Console(emoji=False, width=400).print(table)
+    show(make_table(title, columns, rows))
 
 
 def data_arg(description: str) -> argparse.ArgumentParser:

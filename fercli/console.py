@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
 out = Console(emoji=False)  # results; emoji=False: a file named "a:smile:.jpg" stays that name
 err = Console(stderr=True, emoji=False)  # progress, messages, errors
+WHOLE_TABLE = 400  # columns a table may take in a file or pipe
 
 EPOCH_COLUMNS = [("epoch", 5, "d"), ("train_loss", 10, ".4f"), ("train_acc", 9, ".2%"), ("val_loss", 8, ".4f"),
                  ("val_acc", 7, ".2%"), ("lr", 9, ".2e"), ("seconds", 7, ".1f")]
@@ -116,7 +118,16 @@ def make_table(title: str, columns: list[str], rows: list[list], **kwargs) -> Ta
 
 
 def show(table: Table) -> None:
-    out.print(table)
+    """A results table on stdout: as wide as the terminal; into a file or pipe as wide as the table needs (Rich
+    would fold it into 80 columns, cutting file and model names short)."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    if isinstance(table.title, str):  # a title (a photo's path) would still be folded to the table's width
+        title = Text.from_markup(table.title, emoji=False)
+        title.no_wrap, title.overflow = True, "ignore"
+        table.title = title
+    Console(emoji=False, width=WHOLE_TABLE).print(table)
 
 
 class WorkProgress:

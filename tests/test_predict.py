@@ -215,3 +215,14 @@ def test_tta_flip_is_the_default_changes_the_scores_not_the_faces_and_tencrop_ne
     refused = predict(EXAMPLES / "two_faces.jpg", "--tta", "tencrop")
     assert refused.exit_code != 0 and "--tta tencrop needs a .pt checkpoint" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_a_results_table_piped_to_a_file_keeps_long_names_whole(tmp_path):
+    """Into a file or pipe, Rich would fold a table into 80 columns and cut the photo's name short."""
+    import shutil
+
+    photo = tmp_path / ("a_photo_with_a_long_name_from_a_camera_roll_" + "x" * 60 + ".jpg")
+    shutil.copy(EXAMPLES / "astronaut.jpg", photo)
+    result = predict(photo)
+    assert result.exit_code == 0, result.stderr
+    assert str(photo) in result.stdout
